@@ -1,0 +1,101 @@
+//! The HTTP API: stateless, any number of replicas behind a load balancer.
+//! poem-openapi generates `/openapi.json` and the docs at `/docs` from the
+//! operations' types and doc comments.
+
+pub mod error;
+pub mod health;
+pub mod models;
+pub mod queues;
+pub mod tasks;
+
+use std::{future::Future, sync::Arc};
+
+use poem::{Endpoint, EndpointExt, Route, Server, listener::TcpAcceptor};
+use poem_openapi::{OpenApiService, Tags};
+
+pub use error::{ApiError, ErrorBody};
+pub use models::{BodyLimit, NewTaskRequest, TaskView};
+
+use crate::{
+    config::ApiConfig,
+    queue::Queue,
+    redis::{build_pool, keys::Keys, notify::Notifier},
+    worker::Registry,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Enqueue tasks and read their state.
+    Tasks,
+    /// Queue lengths.
+    Queues,
+    /// Liveness and readiness probes.
+    Health,
+}
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    queue: Queue,
+    notifier: Notifier,
+    /// Built-in tasks: their names are always accepted and their args checked here.
+    builtins: Arc<Registry>,
+    allow_unknown_tasks: bool,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The Redis pool could not be built.
+    #[error("cannot build the redis pool")]
+    Pool(#[from] deadpool_redis::CreatePoolError),
+    /// The Redis client could not be built.
+    #[error("invalid redis settings")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Builds the whole HTTP application for `cfg`.
+pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartError> {
+    cfg.validate()?;
+    let state = AppState {
+        queue: Queue::new(
+            build_pool(&cfg.redis)?,
+            Keys::new(&cfg.redis.namespace),
+            cfg.engine.clone(),
+        ),
+        notifier: Notifier::new(redis::Client::open(cfg.redis.url.as_str())?, cfg.redis.connect_timeout),
+        builtins: Arc::new(Registry::with_builtins()),
+        allow_unknown_tasks: cfg.allow_unknown_tasks,
+    };
+    let apis = (
+        tasks::TasksApi { state: state.clone() },
+        queues::QueuesApi { state: state.clone() },
+        health::HealthApi { state },
+    );
+    let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
+        .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Ok(Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", service)
+        .data(BodyLimit(cfg.max_body_bytes))
+        .catch_all_error(error::render))
+}
+
+/// Serves the API on `acceptor` until `shutdown` resolves, then drains
+/// in-flight requests for up to the configured grace period.
+pub async fn serve(cfg: ApiConfig, acceptor: TcpAcceptor, shutdown: impl Future<Output = ()>) -> Result<(), ApiStartError> {
+    let app = build_app(&cfg)?;
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(cfg.shutdown_grace))
+        .await
+        .map_err(|e| ApiStartError::Config(crate::config::ConfigError::Invalid {
+            setting: "listener",
+            reason: e.to_string(),
+        }))
+}

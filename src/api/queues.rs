@@ -1,0 +1,32 @@
+//! `GET /queues` and `GET /queues/{name}`: queue lengths (for dashboards and autoscalers).
+
+use poem_openapi::{OpenApi, param::Path, payload::Json};
+
+use super::{AppState, Tag, error::ApiError, models::QueueView};
+use crate::config::validate_name;
+
+/// Queue operations.
+pub struct QueuesApi {
+    pub(crate) state: AppState,
+}
+
+#[OpenApi(tag = "Tag::Queues")]
+impl QueuesApi {
+    /// Every queue that ever received a task, with its counts.
+    #[oai(path = "/queues", method = "get")]
+    async fn list(&self) -> Result<Json<Vec<QueueView>>, ApiError> {
+        let queues = self.state.queue.list_queues().await?;
+        Ok(Json(queues.into_iter().map(Into::into).collect()))
+    }
+
+    /// One queue's counts (zero for a queue that never received a task).
+    #[oai(path = "/queues/:name", method = "get")]
+    async fn get(
+        &self,
+        /// Queue name.
+        name: Path<String>,
+    ) -> Result<Json<QueueView>, ApiError> {
+        validate_name("queue", &name.0).map_err(|e| ApiError::bad_request("invalid_queue", e.to_string()))?;
+        Ok(Json(self.state.queue.queue_stats(&name.0).await?.into()))
+    }
+}

@@ -1,0 +1,90 @@
+//! `celeriac-api`: the stateless HTTP API.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use celeriac::{
+    api,
+    cli::{CommonArgs, first_env},
+    config::ApiConfig,
+    shutdown, telemetry,
+};
+use clap::{Parser, Subcommand};
+use poem::listener::{Listener, TcpListener};
+
+#[derive(Parser)]
+#[command(name = "celeriac-api", version, about = "celeriac HTTP API", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GET a health URL and exit 0 on HTTP 200 (a container HEALTHCHECK without curl).
+    Healthcheck {
+        /// Default: http://127.0.0.1:$PORT0|$PORT|8000/healthz.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Listen port; fallbacks: PORT0, then PORT, then 8000.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Listen address.
+    #[arg(long, env = "CELERIAC_HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CELERIAC_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Accept task names that no worker registered yet.
+    #[arg(long, env = "CELERIAC_ALLOW_UNKNOWN_TASKS")]
+    allow_unknown_tasks: bool,
+    /// Seconds in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "CELERIAC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn port(flag: Option<u16>) -> anyhow::Result<u16> {
+    match flag {
+        Some(p) => Ok(p),
+        None => first_env(&["PORT0", "PORT"]).map_or(Ok(8000), |p| p.parse().context("PORT0/PORT is not a port number")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Healthcheck { url }) = cli.command {
+        let url = url.unwrap_or(format!("http://127.0.0.1:{}/healthz", port(None)?));
+        std::process::exit(if celeriac::api::health::probe(&url, Duration::from_secs(3)).await { 0 } else { 1 });
+    }
+    let args = cli.serve;
+    telemetry::init(args.common.log_format, "info");
+    let (redis, warning) = args.common.redis()?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let mut cfg = ApiConfig::new(redis);
+    cfg.engine = args.common.engine();
+    cfg.max_body_bytes = args.max_body_bytes;
+    cfg.allow_unknown_tasks = args.allow_unknown_tasks;
+    cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    cfg.validate()?;
+    let addr: SocketAddr = format!("{}:{}", args.host, port(args.port)?)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", args.host, port(args.port).unwrap_or(8000)).parse())
+        .context("invalid listen address")?;
+    let acceptor = TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, redis = ?cfg.redis, "celeriac-api listening");
+    api::serve(cfg, acceptor, shutdown::signal()).await?;
+    tracing::info!("celeriac-api stopped");
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Typed configuration of the engine, the API and the worker. The binaries fill
+//! these from environment variables and flags (clap); nothing here reads the
+//! environment, so tests build configs directly.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+/// Why a configuration was refused at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting has a value that cannot work.
+    #[error("invalid {setting}: {reason}")]
+    Invalid {
+        /// The setting's name.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// Where Redis is and how to talk to it.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`; may carry a secret, so `Debug` redacts it.
+    pub url: String,
+    /// Prefix of every key (wrapped in a Cluster hash tag).
+    pub namespace: String,
+    /// Most pooled connections per process.
+    pub pool_size: usize,
+    /// How long a command may wait for a pooled connection, or to connect.
+    pub connect_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            namespace: "celeriac".to_owned(),
+            pool_size: 32,
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        redis::Client::open(self.url.as_str()).map_err(|e| invalid("broker URL", e.to_string()))?;
+        validate_name("namespace", &self.namespace)?;
+        if self.pool_size == 0 {
+            return Err(invalid("pool size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Resolves the result backend setting against the broker URL.
+    ///
+    /// Every transition is one Lua script, so queue and records must live on one
+    /// server: a backend on another server is refused, a different database
+    /// number on the same server (the classic `…/0` + `…/1` setup) is tolerated
+    /// and the broker's database is used. Returns a warning to log, if any.
+    pub fn check_result_backend(&self, backend: Option<&str>) -> Result<Option<String>, ConfigError> {
+        let Some(backend) = backend.filter(|b| !b.is_empty() && *b != self.url) else {
+            return Ok(None);
+        };
+        let parse = |url: &str| {
+            redis::Client::open(url)
+                .map(|c| c.get_connection_info().clone())
+                .map_err(|e| invalid("result backend URL", e.to_string()))
+        };
+        let (broker, result) = (parse(&self.url)?, parse(backend)?);
+        if broker.addr() != result.addr() {
+            return Err(invalid(
+                "result backend URL",
+                "must point at the broker's Redis server: task state changes are atomic scripts on one server",
+            ));
+        }
+        Ok(Some(format!(
+            "result backend {} differs from the broker only by database; results are kept with the broker",
+            redact_url(backend)
+        )))
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("namespace", &self.namespace)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// Hides the password of a Redis URL (`redis://user:secret@host` → `redis://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Behaviour of the queue engine shared by API and workers.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long records of finished tasks are kept.
+    pub result_ttl: Duration,
+    /// How long a claim stays valid without a heartbeat.
+    pub lease: Duration,
+    /// Approximate cap of the events stream.
+    pub events_maxlen: u64,
+    /// Lost deliveries (expired leases) after which a task is failed and dead-lettered.
+    pub max_lost_deliveries: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            result_ttl: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(30),
+            events_maxlen: 10_000,
+            max_lost_deliveries: 5,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.result_ttl < Duration::from_secs(1) {
+            return Err(invalid("result TTL", "must be at least 1 second"));
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err(invalid("lease", "must be at least 1 second"));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of `celeriac-api`.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Redis connection.
+    pub redis: RedisConfig,
+    /// Engine behaviour.
+    pub engine: EngineConfig,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Accept task names no worker has registered (for clusters where the API starts first).
+    pub allow_unknown_tasks: bool,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl ApiConfig {
+    /// Defaults around a Redis config.
+    pub fn new(redis: RedisConfig) -> Self {
+        Self {
+            redis,
+            engine: EngineConfig::default(),
+            max_body_bytes: 1024 * 1024,
+            allow_unknown_tasks: false,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.validate()?;
+        self.engine.validate()?;
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max body size", "must be at least 1 byte"));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of `celeriac-worker`.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Redis connection.
+    pub redis: RedisConfig,
+    /// Engine behaviour.
+    pub engine: EngineConfig,
+    /// Queues to consume, in order of preference.
+    pub queues: Vec<String>,
+    /// Tasks run at once.
+    pub concurrency: usize,
+    /// Name shown in task records and the worker registry.
+    pub name: String,
+    /// How long in-flight tasks may finish after SIGTERM before they are handed back.
+    pub grace: Duration,
+    /// Where to serve `/healthz` and `/readyz`, if anywhere.
+    pub health_addr: Option<SocketAddr>,
+    /// Longest single blocking wait for work (the consume loop turns at least this often).
+    pub block_max: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults around a Redis config.
+    pub fn new(redis: RedisConfig, name: impl Into<String>) -> Self {
+        Self {
+            redis,
+            engine: EngineConfig::default(),
+            queues: vec![crate::task::DEFAULT_QUEUE.to_owned()],
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            name: name.into(),
+            grace: Duration::from_secs(30),
+            health_addr: None,
+            block_max: Duration::from_secs(5),
+        }
+    }
+
+    /// How often leases are extended: a third of the lease, so two heartbeats may fail.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.engine.lease / 3
+    }
+
+    /// How often this worker runs the reaper: a sixth of the lease, between 0.5 s
+    /// and 5 s, so a dead worker's task is back in its queue soon after its lease ends.
+    pub fn reap_interval(&self) -> Duration {
+        (self.engine.lease / 6).clamp(Duration::from_millis(500), Duration::from_secs(5))
+    }
+
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.validate()?;
+        self.engine.validate()?;
+        if self.queues.is_empty() {
+            return Err(invalid("queues", "name at least one queue"));
+        }
+        for q in &self.queues {
+            validate_name("queue name", q)?;
+        }
+        if self.concurrency == 0 {
+            return Err(invalid("concurrency", "must be at least 1"));
+        }
+        validate_name("worker name", &self.name)?;
+        if self.block_max < Duration::from_millis(100) {
+            return Err(invalid("block time", "must be at least 100 ms"));
+        }
+        Ok(())
+    }
+}
+
+/// Names that become part of Redis keys: 1–128 printable characters without
+/// braces (which would break the Cluster hash tag) or whitespace.
+pub fn validate_name(setting: &'static str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(invalid(setting, "must be 1 to 128 characters"));
+    }
+    if name.chars().any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control()) {
+        return Err(invalid(setting, format!("{name:?} may not contain braces or whitespace")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("redis://:s3cret@redis:6379/0"), "redis://:***@redis:6379/0");
+        assert_eq!(redact_url("redis://u:p@h"), "redis://u:***@h");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        let dbg = format!("{:?}", RedisConfig::new("redis://:s3cret@h:1"));
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+    }
+
+    #[test]
+    fn result_backend_must_share_the_broker_server() {
+        let cfg = RedisConfig::new("redis://127.0.0.1:6379/0");
+        assert!(cfg.check_result_backend(None).unwrap().is_none());
+        assert!(cfg.check_result_backend(Some("redis://127.0.0.1:6379/0")).unwrap().is_none());
+        assert!(cfg.check_result_backend(Some("redis://127.0.0.1:6379/1")).unwrap().is_some());
+        assert!(cfg.check_result_backend(Some("redis://10.0.0.9:6379/0")).is_err());
+    }
+
+    #[test]
+    fn names_with_braces_or_spaces_are_refused() {
+        assert!(validate_name("queue", "media.encode-1").is_ok());
+        assert!(validate_name("queue", "a{b}").is_err());
+        assert!(validate_name("queue", "a b").is_err());
+        assert!(validate_name("queue", "").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! The engine's error type.
+
+/// What can go wrong talking to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis answered with an error or could not be reached.
+    #[error("redis command failed")]
+    Redis(#[from] redis::RedisError),
+    /// No pooled connection could be had in time (Redis down or overloaded).
+    #[error("no redis connection available")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// The task name is neither built in nor registered by a worker.
+    #[error("unknown task name {0:?}")]
+    UnknownTaskName(String),
+    /// A task with this id already exists.
+    #[error("task id already exists")]
+    DuplicateTask,
+    /// The task record does not exist (never did, or expired).
+    #[error("no such task")]
+    NotFound,
+    /// The transition needs a running task, and this one is not running.
+    #[error("task is not running")]
+    NotRunning,
+    /// The caller's lease was taken away (it expired and the task was handed to another worker).
+    #[error("lease lost")]
+    LeaseLost,
+    /// A record in Redis could not be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A script answered with a code this version does not know.
+    #[error("unexpected script reply {0}")]
+    UnexpectedReply(i64),
+}
+
+impl QueueError {
+    /// Maps the refusal codes shared by the transition scripts; positive codes pass through.
+    pub fn from_script_code(code: i64) -> Result<i64, Self> {
+        match code {
+            c if c > 0 => Ok(c),
+            -1 => Err(Self::NotFound),
+            -2 => Err(Self::NotRunning),
+            -3 => Err(Self::LeaseLost),
+            c => Err(Self::UnexpectedReply(c)),
+        }
+    }
+
+    /// True when the error means "Redis is unreachable right now" (worth a 503 and a retry).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+                    || matches!(e.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of the engine.
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;

@@ -1,0 +1,141 @@
+//! Every Redis key and channel name celeriac uses, built in one place.
+//!
+//! All names share the hash tag `{<namespace>}` so that every multi-key Lua
+//! script stays legal on Redis Cluster (all keys of a namespace map to one
+//! slot). Scripts that act on tasks they only learn about inside Redis (a batch
+//! claim, the reaper) receive a key *prefix* from here and append the task id or
+//! queue name; the tag in the prefix keeps those keys in the same slot.
+
+/// Builds key names for one namespace.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// `{ns}`: the namespace wrapped in a Cluster hash tag.
+    tag: String,
+}
+
+impl Keys {
+    /// Keys for `namespace` (validated by the config: no braces, not empty).
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            tag: format!("{{{namespace}}}"),
+        }
+    }
+
+    /// HASH: one task's record (see `redis/mod.rs` for its fields).
+    pub fn task(&self, id: &str) -> String {
+        format!("{}:task:{id}", self.tag)
+    }
+
+    /// Prefix of [`Keys::task`], for scripts that append the id themselves.
+    pub fn task_prefix(&self) -> String {
+        format!("{}:task:", self.tag)
+    }
+
+    /// ZSET: ready tasks of a queue; score = priority band and FIFO sequence.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}:queue:{queue}", self.tag)
+    }
+
+    /// Prefix of [`Keys::queue`].
+    pub fn queue_prefix(&self) -> String {
+        format!("{}:queue:", self.tag)
+    }
+
+    /// ZSET: tasks of a queue waiting for their time (countdown, ETA, retry); score = due ms.
+    pub fn delayed(&self, queue: &str) -> String {
+        format!("{}:delayed:{queue}", self.tag)
+    }
+
+    /// Prefix of [`Keys::delayed`].
+    pub fn delayed_prefix(&self) -> String {
+        format!("{}:delayed:", self.tag)
+    }
+
+    /// ZSET with at most one member: the wake-up marker idle workers block on (BZPOPMIN).
+    pub fn wake(&self, queue: &str) -> String {
+        format!("{}:wake:{queue}", self.tag)
+    }
+
+    /// Prefix of [`Keys::wake`].
+    pub fn wake_prefix(&self) -> String {
+        format!("{}:wake:", self.tag)
+    }
+
+    /// ZSET: task id → lease deadline (ms) of every claimed task.
+    pub fn leases(&self) -> String {
+        format!("{}:leases", self.tag)
+    }
+
+    /// STRING: counter giving FIFO order inside a priority band.
+    pub fn seq(&self) -> String {
+        format!("{}:seq", self.tag)
+    }
+
+    /// STREAM: capped log of every task transition.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+
+    /// LIST: ids of tasks given up after too many lost deliveries.
+    pub fn dead_letter(&self) -> String {
+        format!("{}:dead", self.tag)
+    }
+
+    /// SET: names of queues that ever received a task.
+    pub fn queues(&self) -> String {
+        format!("{}:queues", self.tag)
+    }
+
+    /// SET: task names registered by workers (custom worker binaries add theirs).
+    pub fn task_names(&self) -> String {
+        format!("{}:task_names", self.tag)
+    }
+
+    /// ZSET: worker name → last heartbeat (ms).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.tag)
+    }
+
+    /// HASH: one worker's registration (hostname, pid, queues, concurrency, …), with a TTL.
+    pub fn worker(&self, name: &str) -> String {
+        format!("{}:worker:{name}", self.tag)
+    }
+
+    /// Pub/sub channel announcing that a task reached a final state.
+    pub fn done_channel(&self, id: &str) -> String {
+        format!("{}:done:{id}", self.tag)
+    }
+
+    /// Prefix of [`Keys::done_channel`].
+    pub fn done_channel_prefix(&self) -> String {
+        format!("{}:done:", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+
+    #[test]
+    fn every_key_carries_the_namespace_hash_tag() {
+        let k = Keys::new("celeriac");
+        assert_eq!(k.task("abc"), "{celeriac}:task:abc");
+        assert_eq!(k.task_prefix() + "abc", k.task("abc"));
+        assert_eq!(k.queue("default"), "{celeriac}:queue:default");
+        assert_eq!(k.queue_prefix() + "default", k.queue("default"));
+        assert_eq!(k.delayed("q"), "{celeriac}:delayed:q");
+        assert_eq!(k.delayed_prefix() + "q", k.delayed("q"));
+        assert_eq!(k.wake("q"), "{celeriac}:wake:q");
+        assert_eq!(k.wake_prefix() + "q", k.wake("q"));
+        assert_eq!(k.leases(), "{celeriac}:leases");
+        assert_eq!(k.seq(), "{celeriac}:seq");
+        assert_eq!(k.events(), "{celeriac}:events");
+        assert_eq!(k.dead_letter(), "{celeriac}:dead");
+        assert_eq!(k.queues(), "{celeriac}:queues");
+        assert_eq!(k.task_names(), "{celeriac}:task_names");
+        assert_eq!(k.workers(), "{celeriac}:workers");
+        assert_eq!(k.worker("w1"), "{celeriac}:worker:w1");
+        assert_eq!(k.done_channel("abc"), "{celeriac}:done:abc");
+        assert_eq!(k.done_channel_prefix() + "abc", k.done_channel("abc"));
+    }
+}

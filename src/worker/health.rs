@@ -1,0 +1,87 @@
+//! The worker's optional health port: `/healthz` answers 200 only while the
+//! consume loop is turning, `/readyz` while Redis answers.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use poem::{
+    EndpointExt, Route, Server, get, handler,
+    http::StatusCode,
+    listener::TcpAcceptor,
+    web::Data,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{queue::Queue, task::now_ms};
+
+/// Liveness of the consume loop: the time of its last turn.
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    last_tick_ms: Arc<AtomicI64>,
+    stale_after: Duration,
+}
+
+impl Heartbeat {
+    /// A heartbeat that counts as stale `stale_after` without a tick.
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            last_tick_ms: Arc::new(AtomicI64::new(now_ms())),
+            stale_after,
+        }
+    }
+
+    /// Records a turn of the loop.
+    pub fn tick(&self) {
+        self.last_tick_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last turn.
+    pub fn age_ms(&self) -> i64 {
+        now_ms() - self.last_tick_ms.load(Ordering::Relaxed)
+    }
+
+    /// True while the loop turned recently enough.
+    pub fn is_alive(&self) -> bool {
+        self.age_ms() <= self.stale_after.as_millis() as i64
+    }
+}
+
+#[handler]
+fn healthz(beat: Data<&Heartbeat>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
+    let age = beat.age_ms();
+    if beat.is_alive() {
+        (StatusCode::OK, poem::web::Json(json!({"status": "ok", "last_loop_ms_ago": age})))
+    } else {
+        let error = json!({"error": {"code": "stalled", "message": format!("consume loop has not turned for {age} ms")}});
+        (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
+    }
+}
+
+#[handler]
+async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
+    match tokio::time::timeout(Duration::from_secs(2), queue.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, poem::web::Json(json!({"status": "ready"}))),
+        _ => {
+            let error = json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
+            (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
+        }
+    }
+}
+
+/// Serves the health endpoints on a bound `acceptor` until `shutdown` fires.
+pub async fn serve(acceptor: TcpAcceptor, beat: Heartbeat, queue: Queue, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .data(beat)
+        .data(queue);
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))
+        .await
+}
