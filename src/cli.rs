@@ -35,7 +35,12 @@ pub struct CommonArgs {
     #[arg(long, env = "CELERIAC_REDIS_POOL_SIZE", default_value_t = 32)]
     pub redis_pool_size: usize,
     /// Log format.
-    #[arg(long, env = "CELERIAC_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "CELERIAC_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -50,7 +55,10 @@ impl CommonArgs {
         let mut cfg = RedisConfig::new(url);
         cfg.namespace = self.namespace.clone();
         cfg.pool_size = self.redis_pool_size;
-        let backend = self.result_backend.clone().or_else(|| first_env(&["CELERY_RESULT_BACKEND"]));
+        let backend = self
+            .result_backend
+            .clone()
+            .or_else(|| first_env(&["CELERY_RESULT_BACKEND"]));
         let warning = cfg.check_result_backend(backend.as_deref())?;
         Ok((cfg, warning))
     }
@@ -67,5 +75,7 @@ impl CommonArgs {
 
 /// The first of `names` that is set to a non-empty value.
 pub fn first_env(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }

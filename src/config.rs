@@ -64,7 +64,10 @@ impl RedisConfig {
     /// server: a backend on another server is refused, a different database
     /// number on the same server (the classic `…/0` + `…/1` setup) is tolerated
     /// and the broker's database is used. Returns a warning to log, if any.
-    pub fn check_result_backend(&self, backend: Option<&str>) -> Result<Option<String>, ConfigError> {
+    pub fn check_result_backend(
+        &self,
+        backend: Option<&str>,
+    ) -> Result<Option<String>, ConfigError> {
         let Some(backend) = backend.filter(|b| !b.is_empty() && *b != self.url) else {
             return Ok(None);
         };
@@ -261,8 +264,14 @@ pub fn validate_name(setting: &'static str, name: &str) -> Result<(), ConfigErro
     if name.is_empty() || name.len() > 128 {
         return Err(invalid(setting, "must be 1 to 128 characters"));
     }
-    if name.chars().any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control()) {
-        return Err(invalid(setting, format!("{name:?} may not contain braces or whitespace")));
+    if name
+        .chars()
+        .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            setting,
+            format!("{name:?} may not contain braces or whitespace"),
+        ));
     }
     Ok(())
 }
@@ -273,7 +282,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("redis://:s3cret@redis:6379/0"), "redis://:***@redis:6379/0");
+        assert_eq!(
+            redact_url("redis://:s3cret@redis:6379/0"),
+            "redis://:***@redis:6379/0"
+        );
         assert_eq!(redact_url("redis://u:p@h"), "redis://u:***@h");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
         let dbg = format!("{:?}", RedisConfig::new("redis://:s3cret@h:1"));
@@ -284,9 +296,20 @@ mod tests {
     fn result_backend_must_share_the_broker_server() {
         let cfg = RedisConfig::new("redis://127.0.0.1:6379/0");
         assert!(cfg.check_result_backend(None).unwrap().is_none());
-        assert!(cfg.check_result_backend(Some("redis://127.0.0.1:6379/0")).unwrap().is_none());
-        assert!(cfg.check_result_backend(Some("redis://127.0.0.1:6379/1")).unwrap().is_some());
-        assert!(cfg.check_result_backend(Some("redis://10.0.0.9:6379/0")).is_err());
+        assert!(
+            cfg.check_result_backend(Some("redis://127.0.0.1:6379/0"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            cfg.check_result_backend(Some("redis://127.0.0.1:6379/1"))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            cfg.check_result_backend(Some("redis://10.0.0.9:6379/0"))
+                .is_err()
+        );
     }
 
     #[test]

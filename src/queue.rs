@@ -116,7 +116,12 @@ impl Queue {
     }
 
     /// Enqueues a task under a given id.
-    pub async fn enqueue_with_id(&self, id: Uuid, task: &NewTask, require_registered: bool) -> Result<()> {
+    pub async fn enqueue_with_id(
+        &self,
+        id: Uuid,
+        task: &NewTask,
+        require_registered: bool,
+    ) -> Result<()> {
         let now = now_ms();
         let due_ms = task.eta.map_or(0, |eta| eta.timestamp_millis());
         let id_str = id.to_string();
@@ -146,13 +151,24 @@ impl Queue {
             require_registered,
             fields: &fields,
         };
-        scripts::enqueue(&mut self.conn().await?, &self.keys, now, self.cfg.events_maxlen, &args).await?;
+        scripts::enqueue(
+            &mut self.conn().await?,
+            &self.keys,
+            now,
+            self.cfg.events_maxlen,
+            &args,
+        )
+        .await?;
         Ok(())
     }
 
     /// Reads a task record; `None` when it does not exist (or expired).
     pub async fn get(&self, id: &Uuid) -> Result<Option<TaskRecord>> {
-        let hash: HashMap<String, String> = self.conn().await?.hgetall(self.keys.task(&id.to_string())).await?;
+        let hash: HashMap<String, String> = self
+            .conn()
+            .await?
+            .hgetall(self.keys.task(&id.to_string()))
+            .await?;
         if hash.is_empty() {
             return Ok(None);
         }
@@ -177,18 +193,22 @@ impl Queue {
         .await?;
         let tasks = rows
             .into_iter()
-            .map(|(id, token, name, args, queue, attempts, retries, max_retries)| {
-                Ok(ClaimedTask {
-                    id: id.parse().map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))?,
-                    token,
-                    name,
-                    args: serde_json::from_str(&args).unwrap_or(Value::Null),
-                    queue,
-                    attempts,
-                    retries,
-                    max_retries,
-                })
-            })
+            .map(
+                |(id, token, name, args, queue, attempts, retries, max_retries)| {
+                    Ok(ClaimedTask {
+                        id: id
+                            .parse()
+                            .map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))?,
+                        token,
+                        name,
+                        args: serde_json::from_str(&args).unwrap_or(Value::Null),
+                        queue,
+                        attempts,
+                        retries,
+                        max_retries,
+                    })
+                },
+            )
             .collect::<Result<_>>()?;
         Ok(Claim {
             tasks,
@@ -201,7 +221,10 @@ impl Queue {
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let pairs: Vec<(String, String)> = held.iter().map(|(id, t)| (id.to_string(), t.clone())).collect();
+        let pairs: Vec<(String, String)> = held
+            .iter()
+            .map(|(id, t)| (id.to_string(), t.clone()))
+            .collect();
         let lost = scripts::heartbeat(
             &mut self.conn().await?,
             &self.keys,
@@ -230,8 +253,14 @@ impl Queue {
 
     /// Records a failed attempt: a retry at `retry_at_ms`, or a final failure when `None`.
     /// Returns true when a retry was scheduled.
-    pub async fn fail(&self, task: &ClaimedTask, failure: &Failure, retry_at_ms: Option<i64>) -> Result<bool> {
-        let error = serde_json::json!({"exc_type": failure.exc_type, "exc_message": failure.message});
+    pub async fn fail(
+        &self,
+        task: &ClaimedTask,
+        failure: &Failure,
+        retry_at_ms: Option<i64>,
+    ) -> Result<bool> {
+        let error =
+            serde_json::json!({"exc_type": failure.exc_type, "exc_message": failure.message});
         let args = FailArgs {
             id: &task.id.to_string(),
             token: &task.token,

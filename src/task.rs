@@ -167,10 +167,18 @@ impl TaskRecord {
         let corrupt = |what: &str| QueueError::Corrupt(format!("task field {what}"));
         let mut take = |k: &str| h.remove(k).filter(|v| !v.is_empty());
         let json = |v: Option<String>| v.and_then(|s| serde_json::from_str::<Value>(&s).ok());
-        let time = |v: Option<String>| v.and_then(|s| s.parse::<i64>().ok()).and_then(DateTime::from_timestamp_millis);
+        let time = |v: Option<String>| {
+            v.and_then(|s| s.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_millis)
+        };
         let num = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
-        let id = take("id").and_then(|s| s.parse().ok()).ok_or_else(|| corrupt("id"))?;
-        let status = take("status").as_deref().and_then(TaskStatus::parse).ok_or_else(|| corrupt("status"))?;
+        let id = take("id")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("id"))?;
+        let status = take("status")
+            .as_deref()
+            .and_then(TaskStatus::parse)
+            .ok_or_else(|| corrupt("status"))?;
         let list = |v: Option<Value>| match v {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),

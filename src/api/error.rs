@@ -78,14 +78,20 @@ impl ApiError {
 
     /// 422 for a task name nobody can run, listing the names that can.
     pub fn unknown_task(name: &str, known: Vec<String>) -> Self {
-        let mut b = body("unknown_task", format!("no task named {name:?} is built in or registered by a worker"));
+        let mut b = body(
+            "unknown_task",
+            format!("no task named {name:?} is built in or registered by a worker"),
+        );
         b.0.error.known_tasks = Some(known);
         Self::Unprocessable(b)
     }
 
     /// 413.
     pub fn too_large(limit: usize) -> Self {
-        Self::PayloadTooLarge(body("payload_too_large", format!("request body exceeds {limit} bytes")))
+        Self::PayloadTooLarge(body(
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        ))
     }
 
     /// Turns this error into a `poem::Error` (for extractors), keeping the JSON body.
@@ -99,7 +105,10 @@ impl From<QueueError> for ApiError {
         match e {
             e if e.is_unavailable() => {
                 tracing::warn!(error.cause_chain = ?e, "redis unavailable");
-                Self::Unavailable(body("redis_unavailable", "redis is unreachable, retry later"))
+                Self::Unavailable(body(
+                    "redis_unavailable",
+                    "redis is unreachable, retry later",
+                ))
             }
             QueueError::NotFound => Self::NotFound(body("not_found", "no such task")),
             e => {

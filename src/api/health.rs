@@ -31,7 +31,9 @@ impl HealthApi {
     /// The process is alive.
     #[oai(path = "/healthz", method = "get")]
     async fn healthz(&self) -> Json<HealthView> {
-        Json(HealthView { status: "ok".to_owned() })
+        Json(HealthView {
+            status: "ok".to_owned(),
+        })
     }
 
     /// Redis is reachable.
@@ -59,10 +61,13 @@ pub async fn probe(url: &str, timeout: Duration) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut head = vec![0; 32];
         let n = stream.read(&mut head).await.ok()?;

@@ -66,17 +66,25 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
             Keys::new(&cfg.redis.namespace),
             cfg.engine.clone(),
         ),
-        notifier: Notifier::new(redis::Client::open(cfg.redis.url.as_str())?, cfg.redis.connect_timeout),
+        notifier: Notifier::new(
+            redis::Client::open(cfg.redis.url.as_str())?,
+            cfg.redis.connect_timeout,
+        ),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
     };
     let apis = (
-        tasks::TasksApi { state: state.clone() },
-        queues::QueuesApi { state: state.clone() },
+        tasks::TasksApi {
+            state: state.clone(),
+        },
+        queues::QueuesApi {
+            state: state.clone(),
+        },
         health::HealthApi { state },
     );
-    let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
-        .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
+    let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION")).description(
+        "A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.",
+    );
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Ok(Route::new()
@@ -89,13 +97,19 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains
 /// in-flight requests for up to the configured grace period.
-pub async fn serve(cfg: ApiConfig, acceptor: TcpAcceptor, shutdown: impl Future<Output = ()>) -> Result<(), ApiStartError> {
+pub async fn serve(
+    cfg: ApiConfig,
+    acceptor: TcpAcceptor,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ApiStartError> {
     let app = build_app(&cfg)?;
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(cfg.shutdown_grace))
         .await
-        .map_err(|e| ApiStartError::Config(crate::config::ConfigError::Invalid {
-            setting: "listener",
-            reason: e.to_string(),
-        }))
+        .map_err(|e| {
+            ApiStartError::Config(crate::config::ConfigError::Invalid {
+                setting: "listener",
+                reason: e.to_string(),
+            })
+        })
 }

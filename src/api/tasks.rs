@@ -55,15 +55,21 @@ impl TasksApi {
             Some(req) => self.validate(req)?,
             None => {
                 let mut rng = rand::rng();
-                NewTask::new("add", json!({"x": rng.random_range(0..=100), "y": rng.random_range(0..=100)}))
+                NewTask::new(
+                    "add",
+                    json!({"x": rng.random_range(0..=100), "y": rng.random_range(0..=100)}),
+                )
             }
         };
         // Names the API knows are checked here; others must be registered by a worker
         // (checked inside the enqueue script), unless the operator allows any name.
-        let require_registered = !self.state.builtins.contains(&task.name) && !self.state.allow_unknown_tasks;
+        let require_registered =
+            !self.state.builtins.contains(&task.name) && !self.state.allow_unknown_tasks;
         match self.state.queue.enqueue(&task, require_registered).await {
             Ok(id) => Ok(CreateTaskResponse::Accepted(
-                Json(TaskCreated { task_id: id.to_string() }),
+                Json(TaskCreated {
+                    task_id: id.to_string(),
+                }),
                 format!("/tasks/{id}"),
             )),
             Err(QueueError::UnknownTaskName(name)) => {
@@ -109,9 +115,13 @@ impl TasksApi {
 impl TasksApi {
     fn validate(&self, req: NewTaskRequest) -> Result<NewTask, ApiError> {
         let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
-        validate_name("queue", &queue).map_err(|e| ApiError::unprocessable("invalid_queue", e.to_string()))?;
+        validate_name("queue", &queue)
+            .map_err(|e| ApiError::unprocessable("invalid_queue", e.to_string()))?;
         if req.name.is_empty() || req.name.len() > 256 {
-            return Err(ApiError::unprocessable("invalid_name", "name must be 1 to 256 characters"));
+            return Err(ApiError::unprocessable(
+                "invalid_name",
+                "name must be 1 to 256 characters",
+            ));
         }
         let args = req.args.unwrap_or_else(|| json!({}));
         if let Some(Err(e)) = self.state.builtins.validate(&req.name, &args) {
@@ -122,7 +132,10 @@ impl TasksApi {
         }
         let eta = match (req.countdown, req.eta) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::unprocessable("invalid_eta", "give countdown or eta, not both"));
+                return Err(ApiError::unprocessable(
+                    "invalid_eta",
+                    "give countdown or eta, not both",
+                ));
             }
             (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
             (None, eta) => eta,
@@ -145,7 +158,12 @@ impl TasksApi {
         let deadline = tokio::time::Instant::now() + wait;
         let channel = self.state.queue.keys().done_channel(&id.to_string());
         loop {
-            let mut subscription = self.state.notifier.subscribe(channel.clone()).await.map_err(ApiError::from)?;
+            let mut subscription = self
+                .state
+                .notifier
+                .subscribe(channel.clone())
+                .await
+                .map_err(ApiError::from)?;
             let record = self.state.queue.get(id).await?;
             match &record {
                 Some(r) if !r.status.is_final() && tokio::time::Instant::now() < deadline => {}
@@ -158,4 +176,3 @@ impl TasksApi {
         }
     }
 }
-

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
 use poem::listener::{Listener, TcpListener};
 
 #[derive(Parser)]
-#[command(name = "celeriac-api", version, about = "celeriac HTTP API", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "celeriac-api",
+    version,
+    about = "celeriac HTTP API",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,7 +60,9 @@ struct ServeArgs {
 fn port(flag: Option<u16>) -> anyhow::Result<u16> {
     match flag {
         Some(p) => Ok(p),
-        None => first_env(&["PORT0", "PORT"]).map_or(Ok(8000), |p| p.parse().context("PORT0/PORT is not a port number")),
+        None => first_env(&["PORT0", "PORT"]).map_or(Ok(8000), |p| {
+            p.parse().context("PORT0/PORT is not a port number")
+        }),
     }
 }
 
@@ -64,7 +71,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck { url }) = cli.command {
         let url = url.unwrap_or(format!("http://127.0.0.1:{}/healthz", port(None)?));
-        std::process::exit(if celeriac::api::health::probe(&url, Duration::from_secs(3)).await { 0 } else { 1 });
+        std::process::exit(
+            if celeriac::api::health::probe(&url, Duration::from_secs(3)).await {
+                0
+            } else {
+                1
+            },
+        );
     }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");
@@ -82,7 +95,10 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, port(args.port).unwrap_or(8000)).parse())
         .context("invalid listen address")?;
-    let acceptor = TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("cannot listen on {addr}"))?;
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, redis = ?cfg.redis, "celeriac-api listening");
     api::serve(cfg, acceptor, shutdown::signal()).await?;
     tracing::info!("celeriac-api stopped");

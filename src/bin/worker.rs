@@ -14,7 +14,12 @@ use clap::Parser;
 #[command(name = "celeriac-worker", version, about = "celeriac worker")]
 struct Args {
     /// Queues to consume, comma-separated, in order of preference.
-    #[arg(long, env = "CELERIAC_QUEUES", value_delimiter = ',', default_value = "default")]
+    #[arg(
+        long,
+        env = "CELERIAC_QUEUES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
     queues: Vec<String>,
     /// Tasks run at once (default: number of CPUs).
     #[arg(long, env = "CELERIAC_CONCURRENCY")]
@@ -42,12 +47,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut cfg = WorkerConfig::new(redis, args.name.unwrap_or_else(worker::default_worker_name));
     cfg.engine = args.common.engine();
-    cfg.queues = args.queues.into_iter().map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()).collect();
+    cfg.queues = args
+        .queues
+        .into_iter()
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty())
+        .collect();
     if let Some(n) = args.concurrency {
         cfg.concurrency = n;
     }
     cfg.grace = Duration::from_secs(args.grace);
-    cfg.health_addr = args.health_port.map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    cfg.health_addr = args
+        .health_port
+        .map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
     let details = worker::run(cfg, Registry::with_builtins(), shutdown::token_on_signal()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     Ok(())

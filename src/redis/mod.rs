@@ -84,7 +84,10 @@ impl BlockingConnection {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.connect_timeout))
                     .set_response_timeout(Some(timeout + Duration::from_secs(3)));
-                let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+                let conn = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
                 self.conn.insert(conn)
             }
         };

@@ -102,7 +102,10 @@ impl Notifier {
             let w = waiters.entry(channel.clone()).or_insert_with(|| Waiters {
                 tx: broadcast::channel(1).0,
                 count: 0,
-                generation: self.inner.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                generation: self
+                    .inner
+                    .generations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             });
             w.count += 1;
             (w.tx.subscribe(), w.count == 1, w.generation)
@@ -128,7 +131,9 @@ impl Notifier {
         let connect = self.inner.client.get_async_pubsub();
         let pubsub = tokio::time::timeout(self.inner.connect_timeout, connect)
             .await
-            .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+            })??;
         let (sink, mut stream) = pubsub.split();
         *guard = Some(sink.clone());
         let inner = self.inner.clone();

@@ -12,7 +12,12 @@ use crate::error::{QueueError, Result};
 
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/common.lua"), include_str!(concat!("lua/", $file)))))
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
     };
 }
 
@@ -123,7 +128,10 @@ pub async fn heartbeat(
     held: &[(String, String)],
 ) -> Result<Vec<String>> {
     let mut inv = HEARTBEAT.prepare_invoke();
-    inv.key(k.leases()).arg(now_ms).arg(lease_ms).arg(k.task_prefix());
+    inv.key(k.leases())
+        .arg(now_ms)
+        .arg(lease_ms)
+        .arg(k.task_prefix());
     for (id, token) in held {
         inv.arg(id).arg(token);
     }

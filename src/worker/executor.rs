@@ -34,13 +34,23 @@ pub enum Outcome {
 
 /// Runs `task` and records the outcome under its lease.
 #[tracing::instrument(skip_all, fields(task_id = %task.id, name = %task.name, attempt = task.attempts))]
-pub async fn execute(queue: &Queue, registry: &Registry, task: &ClaimedTask, cancel: CancellationToken) -> Outcome {
+pub async fn execute(
+    queue: &Queue,
+    registry: &Registry,
+    task: &ClaimedTask,
+    cancel: CancellationToken,
+) -> Outcome {
     let ctx = TaskContext::new(task.id, task.name.clone(), task.attempts, cancel);
     let result = match registry.call(&task.name, ctx, task.args.clone()) {
         Some(fut) => AssertUnwindSafe(fut)
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(TaskError::new("Panic", anyhow::anyhow!("{}", panic_message(&panic))))),
+            .unwrap_or_else(|panic| {
+                Err(TaskError::new(
+                    "Panic",
+                    anyhow::anyhow!("{}", panic_message(&panic)),
+                ))
+            }),
         None => Err(TaskError::fatal(
             "NotRegistered",
             anyhow::anyhow!("task {:?} is not registered in this worker", task.name),
@@ -50,7 +60,10 @@ pub async fn execute(queue: &Queue, registry: &Registry, task: &ClaimedTask, can
     let mut delay = Duration::from_millis(50);
     loop {
         let recorded = match &result {
-            Ok(value) => queue.complete(task, value).await.map(|()| Outcome::Succeeded),
+            Ok(value) => queue
+                .complete(task, value)
+                .await
+                .map(|()| Outcome::Succeeded),
             Err(error) => {
                 let retry_at = retry_at_ms(task, error);
                 let failure = Failure {
@@ -58,10 +71,13 @@ pub async fn execute(queue: &Queue, registry: &Registry, task: &ClaimedTask, can
                     message: error.message(),
                     traceback: error.traceback(),
                 };
-                queue
-                    .fail(task, &failure, retry_at)
-                    .await
-                    .map(|retrying| if retrying { Outcome::Retrying } else { Outcome::Failed })
+                queue.fail(task, &failure, retry_at).await.map(|retrying| {
+                    if retrying {
+                        Outcome::Retrying
+                    } else {
+                        Outcome::Failed
+                    }
+                })
             }
         };
         match recorded {

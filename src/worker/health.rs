@@ -10,10 +10,7 @@ use std::{
 };
 
 use poem::{
-    EndpointExt, Route, Server, get, handler,
-    http::StatusCode,
-    listener::TcpAcceptor,
-    web::Data,
+    EndpointExt, Route, Server, get, handler, http::StatusCode, listener::TcpAcceptor, web::Data,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +53,10 @@ impl Heartbeat {
 fn healthz(beat: Data<&Heartbeat>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
     let age = beat.age_ms();
     if beat.is_alive() {
-        (StatusCode::OK, poem::web::Json(json!({"status": "ok", "last_loop_ms_ago": age})))
+        (
+            StatusCode::OK,
+            poem::web::Json(json!({"status": "ok", "last_loop_ms_ago": age})),
+        )
     } else {
         let error = json!({"error": {"code": "stalled", "message": format!("consume loop has not turned for {age} ms")}});
         (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
@@ -68,20 +68,30 @@ async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json:
     match tokio::time::timeout(Duration::from_secs(2), queue.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, poem::web::Json(json!({"status": "ready"}))),
         _ => {
-            let error = json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
+            let error =
+                json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
             (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
         }
     }
 }
 
 /// Serves the health endpoints on a bound `acceptor` until `shutdown` fires.
-pub async fn serve(acceptor: TcpAcceptor, beat: Heartbeat, queue: Queue, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    acceptor: TcpAcceptor,
+    beat: Heartbeat,
+    queue: Queue,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .data(beat)
         .data(queue);
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))
+        .run_with_graceful_shutdown(
+            app,
+            shutdown.cancelled_owned(),
+            Some(Duration::from_secs(1)),
+        )
         .await
 }

@@ -69,7 +69,11 @@ struct InFlight {
 type InFlightMap = Arc<Mutex<HashMap<Uuid, InFlight>>>;
 
 /// Runs a worker until `shutdown` fires, then drains and returns.
-pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: CancellationToken) -> Result<StopDetails, WorkerError> {
+pub async fn run(
+    cfg: WorkerConfig,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<StopDetails, WorkerError> {
     cfg.validate()?;
     let queue = Queue::new(
         build_pool(&cfg.redis)?,
@@ -83,7 +87,12 @@ pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: CancellationTo
             .into_acceptor()
             .await
             .map_err(WorkerError::Health)?;
-        tokio::spawn(health::serve(acceptor, beat.clone(), queue.clone(), background.clone()));
+        tokio::spawn(health::serve(
+            acceptor,
+            beat.clone(),
+            queue.clone(),
+            background.clone(),
+        ));
     }
     let in_flight: InFlightMap = Arc::default();
     let info = WorkerInfo {
@@ -102,17 +111,31 @@ pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: CancellationTo
         cfg.heartbeat_interval(),
         background.clone(),
     ));
-    tokio::spawn(reaper_loop(queue.clone(), cfg.reap_interval(), background.clone()));
+    tokio::spawn(reaper_loop(
+        queue.clone(),
+        cfg.reap_interval(),
+        background.clone(),
+    ));
     tracing::info!(worker = %cfg.name, queues = ?cfg.queues, concurrency = cfg.concurrency, tasks = ?registry.names(), "worker started");
 
     let tracker = TaskTracker::new();
-    consume_loop(&cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown).await?;
+    consume_loop(
+        &cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown,
+    )
+    .await?;
 
     tracker.close();
     let running = tracker.len();
     tracing::info!(running, grace = ?cfg.grace, "stopped claiming, waiting for running tasks");
-    let drained = tokio::time::timeout(cfg.grace, tracker.wait()).await.is_ok();
-    let leftovers: Vec<InFlight> = in_flight.lock().expect("in-flight lock").drain().map(|(_, f)| f).collect();
+    let drained = tokio::time::timeout(cfg.grace, tracker.wait())
+        .await
+        .is_ok();
+    let leftovers: Vec<InFlight> = in_flight
+        .lock()
+        .expect("in-flight lock")
+        .drain()
+        .map(|(_, f)| f)
+        .collect();
     let mut released = 0;
     if !drained {
         for f in &leftovers {
@@ -124,7 +147,9 @@ pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: CancellationTo
         for f in &leftovers {
             match queue.release(&f.task).await {
                 Ok(()) => released += 1,
-                Err(e) => tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire"),
+                Err(e) => {
+                    tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire")
+                }
             }
         }
     }
@@ -224,7 +249,13 @@ async fn consume_loop(
 
 /// Extends the leases of running tasks and refreshes the worker registration;
 /// tasks whose lease was lost get their cancellation signal.
-async fn heartbeat_loop(queue: Queue, info: WorkerInfo, in_flight: InFlightMap, every: Duration, stop: CancellationToken) {
+async fn heartbeat_loop(
+    queue: Queue,
+    info: WorkerInfo,
+    in_flight: InFlightMap,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -261,7 +292,9 @@ async fn reaper_loop(queue: Queue, every: Duration, stop: CancellationToken) {
         tokio::select! { () = tokio::time::sleep(jitter) => {}, () = stop.cancelled() => return }
         match queue.reap().await {
             Ok((0, 0)) => {}
-            Ok((requeued, dead)) => tracing::warn!(requeued, dead, "reaped tasks with expired leases"),
+            Ok((requeued, dead)) => {
+                tracing::warn!(requeued, dead, "reaped tasks with expired leases")
+            }
             Err(e) => tracing::debug!(error.message = %e, "reap failed"),
         }
     }
@@ -288,7 +321,11 @@ fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
 }

@@ -21,7 +21,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    pub(crate) fn new(task_id: Uuid, name: String, attempt: u32, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        task_id: Uuid,
+        name: String,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> Self {
         Self {
             task_id,
             name,
@@ -183,13 +188,17 @@ impl Registry {
         let call: Handler = Arc::new(move |ctx, args| {
             let handler = handler.clone();
             Box::pin(async move {
-                let args: A = serde_json::from_value(args).map_err(|e| TaskError::fatal("InvalidArguments", e))?;
+                let args: A = serde_json::from_value(args)
+                    .map_err(|e| TaskError::fatal("InvalidArguments", e))?;
                 let value = handler(ctx, args).await?;
                 serde_json::to_value(value).map_err(|e| TaskError::fatal("UnserializableResult", e))
             })
         });
-        let validate: Validator =
-            Arc::new(|args| serde_json::from_value::<A>(args.clone()).map(drop).map_err(|e| e.to_string()));
+        let validate: Validator = Arc::new(|args| {
+            serde_json::from_value::<A>(args.clone())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
         self.tasks.insert(
             name.into(),
             Entry {

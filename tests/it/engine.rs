@@ -1,0 +1,276 @@
+//! The Lua transitions through the library's `Queue`, against a real Redis.
+
+use std::time::Duration;
+
+use celeriac::{
+    QueueError,
+    config::EngineConfig,
+    queue::Failure,
+    task::{NewTask, TaskStatus, now_ms},
+};
+use redis::Commands;
+use serde_json::json;
+
+use crate::helpers::{TestRedis, queue};
+
+fn queues() -> Vec<String> {
+    vec!["default".to_owned()]
+}
+
+#[tokio::test]
+async fn a_stale_completion_is_rejected_after_the_lease_was_taken_away() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let id = q
+        .enqueue(&NewTask::new("echo", json!(1)), false)
+        .await
+        .unwrap();
+
+    let first = q
+        .claim(&queues(), 10, "worker-a")
+        .await
+        .unwrap()
+        .tasks
+        .remove(0);
+    assert_eq!(first.id, id);
+    // Worker A goes silent; past its lease deadline the reaper hands the task back.
+    let lease = q.config().lease.as_millis() as i64;
+    assert_eq!(q.reap_at(now_ms() + lease + 1).await.unwrap(), (1, 0));
+    assert_eq!(
+        q.get(&id).await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+
+    let second = q
+        .claim(&queues(), 10, "worker-b")
+        .await
+        .unwrap()
+        .tasks
+        .remove(0);
+    assert_ne!(first.token, second.token);
+    assert_eq!(second.attempts, 2);
+
+    // A's late heartbeat and completion are refused; B's completion counts.
+    assert_eq!(
+        q.heartbeat(&[(id, first.token.clone())]).await.unwrap(),
+        vec![id]
+    );
+    assert!(matches!(
+        q.complete(&first, &json!("from a")).await,
+        Err(QueueError::LeaseLost)
+    ));
+    assert!(matches!(
+        q.fail(&first, &failure(), None).await,
+        Err(QueueError::LeaseLost)
+    ));
+    q.complete(&second, &json!("from b")).await.unwrap();
+    let record = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Success);
+    assert_eq!(record.result, Some(json!("from b")));
+    assert_eq!(record.worker.as_deref(), Some("worker-b"));
+    // A second completion of a final task is refused too.
+    assert!(matches!(
+        q.complete(&second, &json!("again")).await,
+        Err(QueueError::NotRunning)
+    ));
+}
+
+fn failure() -> Failure {
+    Failure {
+        exc_type: "TaskError".into(),
+        message: "late".into(),
+        traceback: "TaskError: late".into(),
+    }
+}
+
+#[tokio::test]
+async fn results_expire_after_the_result_ttl() {
+    let redis = TestRedis::start();
+    let q = queue(
+        &redis,
+        EngineConfig {
+            result_ttl: Duration::from_secs(1),
+            ..EngineConfig::default()
+        },
+    );
+    let id = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    // Running tasks never expire.
+    let key = q.keys().task(&id.to_string());
+    assert_eq!(redis.conn().pttl::<_, i64>(&key).unwrap(), -1);
+    q.complete(&task, &json!(null)).await.unwrap();
+    let ttl: i64 = redis.conn().pttl(&key).unwrap();
+    assert!(ttl > 0 && ttl <= 1000, "ttl {ttl}");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(q.get(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_task_lost_too_often_is_failed_and_dead_lettered() {
+    let redis = TestRedis::start();
+    let q = queue(
+        &redis,
+        EngineConfig {
+            max_lost_deliveries: 2,
+            ..EngineConfig::default()
+        },
+    );
+    let id = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let far = q.config().lease.as_millis() as i64 + 1;
+    for round in 1..=3 {
+        let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks;
+        assert_eq!(claimed.len(), 1, "round {round}");
+        let reaped = q.reap_at(now_ms() + far).await.unwrap();
+        assert_eq!(
+            reaped,
+            if round < 3 { (1, 0) } else { (0, 1) },
+            "round {round}"
+        );
+    }
+    let record = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Failure);
+    assert_eq!(record.result.unwrap()["exc_type"], "WorkerLostError");
+    let dead: Vec<String> = redis.conn().lrange(q.keys().dead_letter(), 0, -1).unwrap();
+    assert_eq!(dead, vec![id.to_string()]);
+    assert!(q.claim(&queues(), 1, "w").await.unwrap().tasks.is_empty());
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_lease_alive() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let id = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    let before: f64 = redis
+        .conn()
+        .zscore(q.keys().leases(), id.to_string())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        q.heartbeat(&[(id, task.token.clone())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after: f64 = redis
+        .conn()
+        .zscore(q.keys().leases(), id.to_string())
+        .unwrap();
+    assert!(after > before);
+    // Not yet expired: the reaper leaves it alone.
+    assert_eq!(q.reap().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn released_tasks_go_back_to_the_front_of_their_queue() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let first = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let second = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    assert_eq!(claimed.id, first);
+    q.release(&claimed).await.unwrap();
+    let record = q.get(&first).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (TaskStatus::Pending, 0));
+    let again: Vec<_> = q
+        .claim(&queues(), 2, "w")
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(again, vec![first, second]);
+}
+
+#[tokio::test]
+async fn every_transition_is_appended_to_the_events_stream() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let id = q
+        .enqueue(&NewTask::new("noop", json!({})), false)
+        .await
+        .unwrap();
+    let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    q.fail(&task, &failure(), Some(now_ms())).await.unwrap();
+    let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    q.complete(&task, &json!(1)).await.unwrap();
+
+    let entries: redis::streams::StreamRangeReply =
+        redis.conn().xrange_all(q.keys().events()).unwrap();
+    let events: Vec<(String, String)> = entries
+        .ids
+        .iter()
+        .map(|e| {
+            (
+                e.get::<String>("event").unwrap(),
+                e.get::<String>("task_id").unwrap(),
+            )
+        })
+        .collect();
+    let id = id.to_string();
+    let expected = ["enqueued", "started", "retry", "started", "succeeded"]
+        .map(|e| (e.to_owned(), id.clone()));
+    assert_eq!(events, expected);
+}
+
+#[tokio::test]
+async fn a_delayed_task_is_promoted_only_when_due() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let mut task = NewTask::new("noop", json!({}));
+    task.eta = Some(chrono::Utc::now() + Duration::from_millis(400));
+    let id = q.enqueue(&task, false).await.unwrap();
+    let claim = q.claim(&queues(), 1, "w").await.unwrap();
+    assert!(claim.tasks.is_empty());
+    let due = claim
+        .next_due_ms
+        .expect("the claim reports when the next task is due");
+    assert!(due > now_ms() && due <= now_ms() + 400);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(q.claim(&queues(), 1, "w").await.unwrap().tasks[0].id, id);
+}
+
+#[tokio::test]
+async fn unknown_task_names_are_refused_unless_registered() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let task = NewTask::new("transcode", json!({}));
+    assert!(
+        matches!(q.enqueue(&task, true).await, Err(QueueError::UnknownTaskName(n)) if n == "transcode")
+    );
+    let info = celeriac::queue::WorkerInfo {
+        name: "custom-1".into(),
+        hostname: "h".into(),
+        pid: 1,
+        queues: queues(),
+        concurrency: 1,
+        started_at: now_ms(),
+        task_names: vec!["transcode".into()],
+    };
+    q.register_worker(&info, Duration::from_secs(5))
+        .await
+        .unwrap();
+    q.enqueue(&task, true).await.unwrap();
+    assert_eq!(
+        q.registered_task_names().await.unwrap(),
+        vec!["transcode".to_owned()]
+    );
+    let ttl: i64 = redis.conn().pttl(q.keys().worker("custom-1")).unwrap();
+    assert!(ttl > 0 && ttl <= 5000);
+}

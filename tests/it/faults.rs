@@ -1,0 +1,167 @@
+//! Fault tests: kill -9 workers, stop and restart Redis.
+
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use serde_json::{Value, json};
+
+use crate::helpers::{Api, TestRedis, Worker, unique_ns};
+
+#[tokio::test]
+async fn a_task_whose_worker_is_killed_is_completed_by_another_worker() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let lease = ["--lease-secs", "2"];
+    let victim = Worker::start(&redis.url(), &ns, &lease).await;
+
+    let id = api
+        .enqueue(json!({"name": "sleep", "args": {"seconds": 1.5}}))
+        .await;
+    let running = api
+        .wait_until(&id, Duration::from_secs(10), |t| t["status"] == "STARTED")
+        .await;
+    assert_eq!(running["worker"], victim.name);
+    victim.proc.signal("KILL");
+
+    let rescuer = Worker::start(&redis.url(), &ns, &lease).await;
+    let task = api.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "SUCCESS", "{task}");
+    assert_eq!(task["worker"], rescuer.name);
+    assert_eq!(task["attempts"], 2);
+
+    // Exactly one final state was ever recorded for it.
+    let entries: redis::streams::StreamRangeReply =
+        redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    let finals = entries
+        .ids
+        .iter()
+        .filter(|e| e.get::<String>("task_id").as_deref() == Some(id.as_str()))
+        .filter(|e| {
+            matches!(
+                e.get::<String>("event").as_deref(),
+                Some("succeeded" | "failed" | "dead")
+            )
+        })
+        .count();
+    assert_eq!(finals, 1);
+}
+
+#[tokio::test]
+async fn the_api_answers_503_while_redis_is_down_and_recovers_without_restart() {
+    let mut redis = TestRedis::start_persistent();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let worker = Worker::start(&redis.url(), &ns, &[]).await;
+    let before = api.enqueue(json!({"name": "noop"})).await;
+    assert_eq!(api.wait_task(&before, 10).await["status"], "SUCCESS");
+
+    redis.stop();
+    for (method, path, body) in [
+        ("POST", "/tasks", json!({"name": "noop"})),
+        ("GET", &*format!("/tasks/{before}"), Value::Null),
+        ("GET", &*format!("/tasks/{before}?wait=5"), Value::Null),
+        ("GET", "/queues", Value::Null),
+        ("GET", "/readyz", Value::Null),
+    ] {
+        let started = Instant::now();
+        let mut req = api.http.request(method.parse().unwrap(), api.url(path));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 503, "{method} {path}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "{method} {path} took {took:?}"
+        );
+        let json: Value = resp.json().await.unwrap();
+        assert_eq!(
+            json["error"]["code"], "redis_unavailable",
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        api.http
+            .get(api.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The worker stays alive (an outage must not get every worker restarted) but not ready.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        reqwest::get(worker.health_url("/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(worker.health_url("/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let (status, body) = api.post_task(json!({"name": "add", "args": [1, 2]})).await;
+        if status == 202 {
+            break body["task_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "API did not recover: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The worker resumed consuming (the classic stack's worker silently stops here).
+    assert_eq!(api.wait_task(&after, 20).await["result"], 3);
+    assert_eq!(
+        api.get_task(&before).await.1["status"],
+        "SUCCESS",
+        "accepted work survived"
+    );
+    assert_eq!(
+        reqwest::get(worker.health_url("/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn tasks_accepted_before_a_redis_restart_are_not_lost() {
+    let mut redis = TestRedis::start_persistent();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+
+    // Queued while no worker runs, and one running across the restart.
+    let queued: Vec<String> = futures_util::future::join_all(
+        (0..20).map(|i| api.enqueue(json!({"name": "add", "args": [i, i]}))),
+    )
+    .await;
+    let _worker = Worker::start(&redis.url(), &ns, &["--concurrency", "1"]).await;
+    let running = api
+        .enqueue(json!({"name": "sleep", "args": {"seconds": 1}, "priority": 9}))
+        .await;
+    api.wait_until(&running, Duration::from_secs(10), |t| {
+        t["status"] == "STARTED"
+    })
+    .await;
+
+    redis.restart();
+
+    assert_eq!(api.wait_task(&running, 30).await["status"], "SUCCESS");
+    for (i, id) in queued.iter().enumerate() {
+        let task = api.wait_task(id, 30).await;
+        assert_eq!(task["result"], 2 * i, "{task}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real `redis-server` processes on free ports, the real
+//! binaries over HTTP, and the engine through the library.
+
+mod api;
+mod engine;
+mod faults;
+mod helpers;
+mod worker;
