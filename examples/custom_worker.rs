@@ -1,0 +1,54 @@
+//! A worker binary of your own: the built-in tasks plus a task of yours.
+//!
+//! ```sh
+//! cargo run --example custom_worker            # consumes the "media" queue
+//! curl -X POST localhost:8000/tasks -d '{"name": "transcode", "queue": "media", "args": {"file": "a.mov", "format": "mp4"}}'
+//! ```
+//! The worker registers `transcode` in Redis, so the API accepts the name.
+
+use std::time::Duration;
+
+use celeriac::{
+    config::{RedisConfig, WorkerConfig},
+    shutdown, telemetry,
+    worker::{self, Registry, TaskContext, TaskError},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct Transcode {
+    file: String,
+    format: String,
+}
+
+#[derive(Serialize)]
+struct Transcoded {
+    output: String,
+}
+
+async fn transcode(ctx: TaskContext, args: Transcode) -> Result<Transcoded, TaskError> {
+    if args.format.is_empty() {
+        return Err(TaskError::fatal("ValueError", anyhow::anyhow!("format is empty")));
+    }
+    // Real work goes here; long work watches the cancellation signal.
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        () = ctx.cancellation().cancelled() => return Err(TaskError::fatal("Cancelled", anyhow::anyhow!("stopped"))),
+    }
+    let stem = args.file.rsplit_once('.').map_or(args.file.as_str(), |(stem, _)| stem);
+    Ok(Transcoded {
+        output: format!("{stem}.{}", args.format),
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init(telemetry::LogFormat::Pretty, "info");
+    let url = std::env::var("CELERIAC_BROKER_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut cfg = WorkerConfig::new(RedisConfig::new(url), worker::default_worker_name());
+    cfg.queues = vec!["media".into(), "default".into()];
+    let mut registry = Registry::with_builtins();
+    registry.register("transcode", transcode);
+    worker::run(cfg, registry, shutdown::token_on_signal()).await?;
+    Ok(())
+}
