@@ -44,7 +44,7 @@ usage: entrypoint.sh api|worker|dev|healthcheck [ARGS...]
                health port $CELERIAC_HEALTH_PORT; exit 0 if either answers 200
 
 With no arguments the role comes from $CELERIAC_ROLE; arguments that start with '-' are
-passed to the `api` role. Broker: CELERIAC_BROKER_URL (or CELERY_BROKER_URI, REDIS_URL).
+passed to the `api` role. Broker: CELERIAC_BROKER_URL (or CELERY_BROKER_URI, CELERY_BROKER_URL, REDIS_URL).
 EOF
 }
 
@@ -67,7 +67,7 @@ options:
   -h, --help              this help
 
 environment:
-  CELERIAC_BROKER_URL, CELERY_BROKER_URI, REDIS_URL
+  CELERIAC_BROKER_URL, CELERY_BROKER_URI, CELERY_BROKER_URL, REDIS_URL
                           use this Redis and start none
   CELERIAC_DEV_BUILD      always | missing (default) | never: when to run cargo build
   CELERIAC_BIN_DIR        take celeriac-api and celeriac-worker from this directory only
@@ -342,7 +342,7 @@ run_dev() {
 
 	# --- broker
 	local broker='' var
-	for var in CELERIAC_BROKER_URL CELERY_BROKER_URI REDIS_URL; do
+	for var in CELERIAC_BROKER_URL CELERY_BROKER_URI CELERY_BROKER_URL REDIS_URL; do
 		if [[ -n ${!var:-} ]]; then
 			broker=${!var}
 			log "using the broker from $var: $(redact_url "$broker")"
