@@ -110,10 +110,17 @@ port_in_use() {
 }
 
 # free_port [TAKEN...]: print a port that nothing listens on and that is not in TAKEN.
+# It is drawn below the kernel's ephemeral range, where outgoing connections take their
+# local ports: such a port refuses connections, yet a server cannot bind it.
 free_port() {
-	local port tries taken
+	local port tries taken lo=10000 hi=32767 range
+	if range=$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); then
+		read -r hi _ <<<"$range"
+		hi=$((hi - 1))
+		((hi - lo >= 1000)) || { lo=20000 hi=60999; }
+	fi
 	for ((tries = 0; tries < 200; tries++)); do
-		port=$((20000 + RANDOM % 40000))
+		port=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
 		for taken in "$@"; do
 			[[ $port == "$taken" ]] && continue 2
 		done
@@ -353,8 +360,9 @@ run_dev() {
 		ensure_redis_server
 		check_redis_version
 		redis_port=${redis_port:-${CELERIAC_DEV_REDIS_PORT:-}}
+		local pick_port=0 attempt deadline
 		if [[ -z $redis_port ]]; then
-			redis_port=$(free_port)
+			pick_port=1
 		else
 			is_port "$redis_port" || die "invalid Redis port '$redis_port'"
 			! port_in_use "$redis_port" || die "port $redis_port is already in use (choose another with --redis-port)"
@@ -362,16 +370,27 @@ run_dev() {
 		data_dir=${data_dir:-${CELERIAC_DEV_DIR:-./.celeriac-dev}}
 		mkdir -p -- "$data_dir"
 		data_dir=$(cd -- "$data_dir" && pwd -P)
-		log "starting redis-server on 127.0.0.1:$redis_port (data in $data_dir, log in $data_dir/redis.log)"
-		start_child redis redis-server --bind 127.0.0.1 --port "$redis_port" --protected-mode yes \
-			--dir "$data_dir" --appendonly yes --save '' --daemonize no \
-			--logfile "$data_dir/redis.log"
-		local deadline=$((SECONDS + 15))
-		until redis_ping "$redis_port"; do
-			kill -0 "${dev_pid[redis]}" 2>/dev/null || dev_fail "redis-server exited during startup (see $data_dir/redis.log)"
-			((SECONDS < deadline)) || dev_fail "redis-server did not answer PING within 15 s"
-			((dev_stop_requested == 0)) || break
-			sleep 0.1
+		# A port found free can be taken before Redis binds it: then try another one.
+		for attempt in 1 2 3; do
+			((pick_port == 0)) || redis_port=$(free_port)
+			log "starting redis-server on 127.0.0.1:$redis_port (data in $data_dir, log in $data_dir/redis.log)"
+			start_child redis redis-server --bind 127.0.0.1 --port "$redis_port" --protected-mode yes \
+				--dir "$data_dir" --appendonly yes --save '' --daemonize no \
+				--logfile "$data_dir/redis.log"
+			deadline=$((SECONDS + 15))
+			until redis_ping "$redis_port"; do
+				if ! kill -0 "${dev_pid[redis]}" 2>/dev/null; then
+					wait "${dev_pid[redis]}" 2>/dev/null || true
+					unset 'dev_pid[redis]'
+					break
+				fi
+				((SECONDS < deadline)) || dev_fail "redis-server did not answer PING within 15 s"
+				((dev_stop_requested == 0)) || break 2
+				sleep 0.1
+			done
+			[[ -z ${dev_pid[redis]:-} ]] || break
+			((pick_port == 1 && attempt < 3)) || dev_fail "redis-server exited during startup (see $data_dir/redis.log)"
+			log "redis-server could not start on port $redis_port; trying another port"
 		done
 		broker="redis://127.0.0.1:$redis_port/0"
 		export CELERIAC_BROKER_URL=$broker
