@@ -209,6 +209,11 @@ pub struct WorkerConfig {
     pub health_addr: Option<SocketAddr>,
     /// Longest single blocking wait for work (the consume loop turns at least this often).
     pub block_max: Duration,
+    /// How long a cancelled task may take to stop after its cancellation signal
+    /// before it is aborted.
+    pub cancel_grace: Duration,
+    /// Rate limits by task name; they override the limits set at registration.
+    pub rate_limits: Vec<(String, crate::task::RateLimit)>,
 }
 
 impl WorkerConfig {
@@ -223,6 +228,8 @@ impl WorkerConfig {
             grace: Duration::from_secs(30),
             health_addr: None,
             block_max: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(10),
+            rate_limits: Vec::new(),
         }
     }
 

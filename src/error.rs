@@ -21,6 +21,10 @@ pub enum QueueError {
     /// The transition needs a running task, and this one is not running.
     #[error("task is not running")]
     NotRunning,
+    /// The task is in a state that does not allow this operation (cancel a
+    /// finished task, retry a running one, forget a pending one).
+    #[error("the task's state does not allow this")]
+    Conflict,
     /// The caller's lease was taken away (it expired and the task was handed to another worker).
     #[error("lease lost")]
     LeaseLost,

@@ -14,9 +14,9 @@ use crate::{
     error::{QueueError, Result},
     redis::{
         keys::Keys,
-        scripts::{self, EnqueueArgs, FailArgs},
+        scripts::{self, Ctx, EnqueueArgs, Enqueued, FailArgs, TaskSpec},
     },
-    task::{ClaimedTask, NewTask, TaskRecord, now_ms},
+    task::{ClaimedTask, NewTask, TaskRecord, TaskStatus, now_ms},
 };
 
 /// Handle to one namespace of the queue. Cheap to clone.
@@ -75,6 +75,100 @@ pub struct WorkerInfo {
     pub started_at: i64,
     /// Task names it can run.
     pub task_names: Vec<String>,
+    /// Default options of its tasks: (name, options JSON).
+    pub task_defaults: Vec<(String, String)>,
+    /// Rate limits of its tasks: (name, count, window ms).
+    pub rate_limits: Vec<(String, u32, u64)>,
+}
+
+/// The outcome of an enqueue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueue {
+    /// The task's id.
+    pub id: Uuid,
+    /// False when an earlier task with the same idempotency key was found (its id is returned).
+    pub created: bool,
+}
+
+/// What a cancel did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// The task had not started: it is REVOKED and will never run.
+    Revoked,
+    /// The task is running: its worker was told to stop; it ends REVOKED when it does.
+    Requested,
+}
+
+/// Kinds of workflows (Celery's canvas primitives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkflowKind {
+    /// One task after the other, each fed the previous result.
+    Chain,
+    /// Tasks in parallel; the result lists every result in order.
+    Group,
+    /// A group, then a callback fed the list of results.
+    Chord,
+}
+
+impl WorkflowKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chain => "chain",
+            Self::Group => "group",
+            Self::Chord => "chord",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "chain" => Self::Chain,
+            "group" => Self::Group,
+            "chord" => Self::Chord,
+            _ => return None,
+        })
+    }
+}
+
+/// A created workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowCreated {
+    /// Workflow id.
+    pub id: Uuid,
+    /// Ids of the header tasks, in order.
+    pub task_ids: Vec<Uuid>,
+    /// Id of the chord's callback.
+    pub callback_id: Option<Uuid>,
+}
+
+/// A workflow as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowRecord {
+    /// Workflow id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: WorkflowKind,
+    /// STARTED until it ends SUCCESS, FAILURE or REVOKED.
+    pub status: TaskStatus,
+    /// Header tasks.
+    pub task_ids: Vec<Uuid>,
+    /// The chord's callback.
+    pub callback_id: Option<Uuid>,
+    /// Header tasks finished.
+    pub done: u32,
+    /// Header tasks in all.
+    pub total: u32,
+    /// Header tasks that did not succeed.
+    pub failed: u32,
+    /// The chain task that stopped the chain.
+    pub failed_task: Option<Uuid>,
+    /// Chain: the last task's result; group: every result in order (null while
+    /// running); chord: the callback's result.
+    pub result: Value,
+    /// Creation time.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it ended.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Queue {
@@ -97,8 +191,21 @@ impl Queue {
         Ok(self.pool.get().await?)
     }
 
-    fn ttl_ms(&self) -> u64 {
-        self.cfg.result_ttl.as_millis() as u64
+    fn ctx_at(&self, now_ms: i64) -> Ctx<'_> {
+        Ctx {
+            keys: &self.keys,
+            now_ms,
+            result_ttl_ms: self.cfg.result_ttl.as_millis() as u64,
+            events_maxlen: self.cfg.events_maxlen,
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        self.ctx_at(now_ms())
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.cfg.lease.as_millis() as u64
     }
 
     /// Checks that Redis answers.
@@ -109,57 +216,25 @@ impl Queue {
     }
 
     /// Enqueues a task; `require_registered` refuses names no worker registered.
-    pub async fn enqueue(&self, task: &NewTask, require_registered: bool) -> Result<Uuid> {
+    pub async fn enqueue(&self, task: &NewTask, require_registered: bool) -> Result<Enqueue> {
         let id = Uuid::new_v4();
-        self.enqueue_with_id(id, task, require_registered).await?;
-        Ok(id)
-    }
-
-    /// Enqueues a task under a given id.
-    pub async fn enqueue_with_id(
-        &self,
-        id: Uuid,
-        task: &NewTask,
-        require_registered: bool,
-    ) -> Result<()> {
-        let now = now_ms();
-        let due_ms = task.eta.map_or(0, |eta| eta.timestamp_millis());
+        let ctx = self.ctx();
         let id_str = id.to_string();
-        let mut fields = vec![
-            ("id", id_str.clone()),
-            ("name", task.name.clone()),
-            ("queue", task.queue.clone()),
-            ("args", task.args.to_string()),
-            ("priority", task.priority.min(9).to_string()),
-            ("max_retries", task.max_retries.to_string()),
-            ("attempts", "0".to_owned()),
-            ("retries", "0".to_owned()),
-            ("created_at", now.to_string()),
-        ];
-        if due_ms > now {
-            fields.push(("eta", due_ms.to_string()));
-        }
-        if let Some(parent) = task.parent_id {
-            fields.push(("parent_id", parent.to_string()));
-        }
+        let parent = task.parent_id.map(|p| p.to_string());
         let args = EnqueueArgs {
-            id: &id_str,
-            name: &task.name,
-            queue: &task.queue,
-            priority: task.priority.min(9),
-            due_ms,
-            require_registered,
-            fields: &fields,
+            task: task_spec(&id_str, task, ctx.now_ms, require_registered),
+            due_ms: task.eta.map_or(0, |eta| eta.timestamp_millis()),
+            expires_at_ms: task.expires_at.map_or(0, |t| t.timestamp_millis()),
+            parent: parent.as_deref(),
+            idempotency_key: task.idempotency_key.as_deref(),
         };
-        scripts::enqueue(
-            &mut self.conn().await?,
-            &self.keys,
-            now,
-            self.cfg.events_maxlen,
-            &args,
-        )
-        .await?;
-        Ok(())
+        match scripts::enqueue(&mut self.conn().await?, &ctx, &args).await? {
+            Enqueued::Ready | Enqueued::Delayed => Ok(Enqueue { id, created: true }),
+            Enqueued::Existing(earlier) => Ok(Enqueue {
+                id: parse_id(&earlier)?,
+                created: false,
+            }),
+        }
     }
 
     /// Reads a task record; `None` when it does not exist (or expired).
@@ -181,24 +256,20 @@ impl Queue {
         let token_base = Uuid::new_v4().simple().to_string();
         let (next_due, rows) = scripts::claim(
             &mut self.conn().await?,
-            &self.keys,
+            &self.ctx(),
             queues,
-            now_ms(),
             max,
-            self.cfg.lease.as_millis() as u64,
+            self.lease_ms(),
             worker,
             &token_base,
-            self.cfg.events_maxlen,
         )
         .await?;
         let tasks = rows
             .into_iter()
             .map(
-                |(id, token, name, args, queue, attempts, retries, max_retries)| {
+                |(id, token, name, args, queue, attempts, retries, max_retries, options)| {
                     Ok(ClaimedTask {
-                        id: id
-                            .parse()
-                            .map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))?,
+                        id: parse_id(&id)?,
                         token,
                         name,
                         args: serde_json::from_str(&args).unwrap_or(Value::Null),
@@ -206,6 +277,7 @@ impl Queue {
                         attempts,
                         retries,
                         max_retries,
+                        options: serde_json::from_str(&options).unwrap_or_default(),
                     })
                 },
             )
@@ -216,37 +288,36 @@ impl Queue {
         })
     }
 
-    /// Extends the leases of held tasks; returns the ids whose lease was lost.
-    pub async fn heartbeat(&self, held: &[(Uuid, String)]) -> Result<Vec<Uuid>> {
+    /// Extends the leases of held tasks; returns the ids whose lease was lost and
+    /// the ids whose cancellation was requested.
+    pub async fn heartbeat(&self, held: &[(Uuid, String)]) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
         if held.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let pairs: Vec<(String, String)> = held
             .iter()
             .map(|(id, t)| (id.to_string(), t.clone()))
             .collect();
-        let lost = scripts::heartbeat(
+        let (lost, cancelled) = scripts::heartbeat(
             &mut self.conn().await?,
-            &self.keys,
-            now_ms(),
-            self.cfg.lease.as_millis() as u64,
+            &self.ctx(),
+            self.lease_ms(),
             &pairs,
         )
         .await?;
-        Ok(lost.iter().filter_map(|id| id.parse().ok()).collect())
+        let ids = |v: Vec<String>| v.iter().filter_map(|id| id.parse().ok()).collect();
+        Ok((ids(lost), ids(cancelled)))
     }
 
     /// Records a task's success. `Err(LeaseLost)` when another worker owns it now.
     pub async fn complete(&self, task: &ClaimedTask, result: &Value) -> Result<()> {
+        let id = task.id.to_string();
         scripts::complete(
             &mut self.conn().await?,
-            &self.keys,
-            &task.id.to_string(),
+            &self.ctx(),
+            &id,
             &task.token,
-            now_ms(),
             &result.to_string(),
-            self.ttl_ms(),
-            self.cfg.events_maxlen,
         )
         .await
     }
@@ -269,27 +340,24 @@ impl Queue {
             traceback: &failure.traceback,
             retry_at_ms,
         };
-        scripts::fail(
-            &mut self.conn().await?,
-            &self.keys,
-            now_ms(),
-            self.ttl_ms(),
-            self.cfg.events_maxlen,
-            &args,
-        )
-        .await
+        scripts::fail(&mut self.conn().await?, &self.ctx(), &args).await
     }
 
     /// Hands a claimed task back to its queue (graceful shutdown).
     pub async fn release(&self, task: &ClaimedTask) -> Result<()> {
-        scripts::release(
+        let id = task.id.to_string();
+        scripts::release(&mut self.conn().await?, &self.ctx(), &id, &task.token).await
+    }
+
+    /// Records the progress of a running task (JSON), under its lease.
+    pub async fn progress(&self, task_id: &Uuid, token: &str, progress: &Value) -> Result<()> {
+        let id = task_id.to_string();
+        scripts::progress(
             &mut self.conn().await?,
-            &self.keys,
-            &task.id.to_string(),
-            &task.token,
-            &task.queue,
-            now_ms(),
-            self.cfg.events_maxlen,
+            &self.ctx(),
+            &id,
+            token,
+            &progress.to_string(),
         )
         .await
     }
@@ -303,18 +371,142 @@ impl Queue {
     pub async fn reap_at(&self, now_ms: i64) -> Result<(u64, u64)> {
         scripts::reap(
             &mut self.conn().await?,
-            &self.keys,
-            now_ms,
+            &self.ctx_at(now_ms),
             1000,
             self.cfg.max_lost_deliveries,
-            self.ttl_ms(),
-            self.cfg.events_maxlen,
         )
         .await
     }
 
-    /// Registers (or refreshes) a worker and the task names it runs; the
-    /// registration expires after `ttl` without a refresh.
+    /// Cancels a task. `Err(Conflict)` when it is already final, `Err(NotFound)` when unknown.
+    pub async fn cancel(&self, id: &Uuid) -> Result<Cancel> {
+        let revoked =
+            scripts::cancel(&mut self.conn().await?, &self.ctx(), &id.to_string()).await?;
+        Ok(if revoked {
+            Cancel::Revoked
+        } else {
+            Cancel::Requested
+        })
+    }
+
+    /// Queues a FAILURE or REVOKED task again. `Err(Conflict)` in any other state.
+    pub async fn resubmit(&self, id: &Uuid) -> Result<()> {
+        scripts::resubmit(&mut self.conn().await?, &self.ctx(), &id.to_string()).await
+    }
+
+    /// Deletes a final task's record. `Err(Conflict)` when it is not final.
+    pub async fn forget(&self, id: &Uuid) -> Result<()> {
+        scripts::forget(&mut self.conn().await?, &self.ctx(), &id.to_string()).await
+    }
+
+    /// Creates a workflow and its tasks in one script: a chain or group of
+    /// `tasks`, or a chord of `tasks` and `callback`.
+    pub async fn create_workflow(
+        &self,
+        kind: WorkflowKind,
+        tasks: &[NewTask],
+        callback: Option<&NewTask>,
+        require_registered: impl Fn(&str) -> bool,
+    ) -> Result<WorkflowCreated> {
+        let ctx = self.ctx();
+        let id = Uuid::new_v4();
+        let all: Vec<(String, &NewTask)> = tasks
+            .iter()
+            .chain(callback)
+            .map(|t| (Uuid::new_v4().to_string(), t))
+            .collect();
+        let specs: Vec<TaskSpec<'_>> = all
+            .iter()
+            .map(|(tid, t)| task_spec(tid, t, ctx.now_ms, require_registered(&t.name)))
+            .collect();
+        scripts::workflow(
+            &mut self.conn().await?,
+            &ctx,
+            &id.to_string(),
+            kind.as_str(),
+            &specs,
+            callback.is_some(),
+        )
+        .await?;
+        let ids = all
+            .iter()
+            .map(|(tid, _)| parse_id(tid))
+            .collect::<Result<Vec<_>>>()?;
+        let (task_ids, callback_id) = match callback {
+            Some(_) => (ids[..ids.len() - 1].to_vec(), ids.last().copied()),
+            None => (ids, None),
+        };
+        Ok(WorkflowCreated {
+            id,
+            task_ids,
+            callback_id,
+        })
+    }
+
+    /// Reads a workflow; `None` when unknown or expired.
+    pub async fn get_workflow(&self, id: &Uuid) -> Result<Option<WorkflowRecord>> {
+        let mut h: HashMap<String, String> = self
+            .conn()
+            .await?
+            .hgetall(self.keys.workflow(&id.to_string()))
+            .await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let corrupt = |what: &str| QueueError::Corrupt(format!("workflow field {what}"));
+        let kind = h
+            .get("kind")
+            .and_then(|k| WorkflowKind::parse(k))
+            .ok_or_else(|| corrupt("kind"))?;
+        let status = h
+            .get("status")
+            .and_then(|s| TaskStatus::parse(s))
+            .ok_or_else(|| corrupt("status"))?;
+        let num = |h: &HashMap<String, String>, k: &str| {
+            h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u32)
+        };
+        let (total, done, failed) = (num(&h, "total"), num(&h, "done"), num(&h, "failed"));
+        let task_ids: Vec<Uuid> = h
+            .get("tasks")
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let json = |v: Option<String>| {
+            v.and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                .unwrap_or(Value::Null)
+        };
+        let result = match kind {
+            WorkflowKind::Group if status != TaskStatus::Started => Value::Array(
+                (0..total)
+                    .map(|i| json(h.remove(&format!("r:{i}"))))
+                    .collect(),
+            ),
+            _ => json(h.remove("result")),
+        };
+        let time = |v: Option<&String>| {
+            v.and_then(|s| s.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis)
+        };
+        Ok(Some(WorkflowRecord {
+            id: *id,
+            kind,
+            status,
+            callback_id: h.get("callback").and_then(|c| c.parse().ok()),
+            failed_task: h.get("failed_task").and_then(|c| c.parse().ok()),
+            task_ids,
+            done,
+            total,
+            failed,
+            result,
+            created_at: time(h.get("created_at")),
+            finished_at: time(h.get("finished_at")),
+        }))
+    }
+
+    /// Registers (or refreshes) a worker, the task names it runs and their
+    /// defaults and rate limits; the registration expires after `ttl` without a refresh.
     pub async fn register_worker(&self, w: &WorkerInfo, ttl: std::time::Duration) -> Result<()> {
         let k = &self.keys;
         let now = now_ms();
@@ -339,6 +531,18 @@ impl Queue {
             .ignore();
         if !w.task_names.is_empty() {
             pipe.sadd(k.task_names(), &w.task_names).ignore();
+        }
+        if !w.task_defaults.is_empty() {
+            pipe.hset_multiple(k.task_defaults(), &w.task_defaults)
+                .ignore();
+        }
+        if !w.rate_limits.is_empty() {
+            let limits: Vec<(&str, String)> = w
+                .rate_limits
+                .iter()
+                .map(|(name, count, window)| (name.as_str(), format!("{count} {window}")))
+                .collect();
+            pipe.hset_multiple(k.rate_limits(), &limits).ignore();
         }
         pipe.query_async::<()>(&mut self.conn().await?).await?;
         Ok(())
@@ -386,5 +590,37 @@ impl Queue {
             out.push(self.queue_stats(&name).await?);
         }
         Ok(out)
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    id.parse()
+        .map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))
+}
+
+/// The record fields and options of a new task, as the scripts take them.
+fn task_spec<'a>(
+    id: &'a str,
+    task: &'a NewTask,
+    now_ms: i64,
+    require_registered: bool,
+) -> TaskSpec<'a> {
+    let mut record = serde_json::json!({
+        "id": id,
+        "name": task.name,
+        "queue": task.queue,
+        "args": task.args.to_string(),
+        "created_at": now_ms.to_string(),
+    });
+    if let Some(parent) = task.parent_id {
+        record["parent_id"] = Value::String(parent.to_string());
+    }
+    TaskSpec {
+        id,
+        name: &task.name,
+        queue: &task.queue,
+        record_json: record.to_string(),
+        options_json: serde_json::to_string(&task.options).unwrap_or_else(|_| "{}".to_owned()),
+        require_registered,
     }
 }

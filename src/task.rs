@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -61,6 +62,49 @@ impl TaskStatus {
     }
 }
 
+/// Per-task execution options. Unset options fall back to the defaults the
+/// task's registration published (Celery's task decorator options), then to
+/// the built-in defaults noted on each field. Stored with the task as JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOptions {
+    /// Retries after a failed attempt (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// 0 (default) to 9; higher runs first, FIFO within a priority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Base of the exponential retry delay in seconds: base, 2·base, 4·base, … (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<f64>,
+    /// Cap of the retry delay in seconds (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_max: Option<f64>,
+    /// Randomize each delay between half and all of it (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_jitter: Option<bool>,
+    /// Error kinds (`exc_type`s) that are retried; default: every retryable error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+    /// Seconds after which the running task is aborted and fails with `TimeLimitExceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<f64>,
+    /// Seconds after which the running task's cancellation signal fires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft_time_limit: Option<f64>,
+    /// Seconds after enqueueing after which a task that has not started is revoked
+    /// (only as a registration default; requests give an absolute `expires_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<f64>,
+}
+
+impl TaskOptions {
+    /// True when no option is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A task to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewTask {
@@ -70,12 +114,15 @@ pub struct NewTask {
     pub args: Value,
     /// Queue to put it on.
     pub queue: String,
-    /// 0 (lowest, default) to 9 (highest); FIFO inside a priority.
-    pub priority: u8,
-    /// How many times a failing task is retried.
-    pub max_retries: u32,
+    /// Execution options given with this task (registration defaults fill the rest).
+    pub options: TaskOptions,
     /// Not before this time (countdown / ETA); `None` = now.
     pub eta: Option<DateTime<Utc>>,
+    /// Revoked if not started by then.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A second enqueue with the same key (while the first task's record lives)
+    /// returns the first task's id instead of enqueueing again.
+    pub idempotency_key: Option<String>,
     /// The task that enqueued this one, if any.
     pub parent_id: Option<Uuid>,
 }
@@ -87,9 +134,10 @@ impl NewTask {
             name: name.into(),
             args,
             queue: DEFAULT_QUEUE.to_owned(),
-            priority: 0,
-            max_retries: 0,
+            options: TaskOptions::default(),
             eta: None,
+            expires_at: None,
+            idempotency_key: None,
             parent_id: None,
         }
     }
@@ -114,6 +162,8 @@ pub struct ClaimedTask {
     pub retries: u32,
     /// Retry budget.
     pub max_retries: u32,
+    /// Execution options (request and registration defaults merged).
+    pub options: TaskOptions,
 }
 
 /// A task record as read back from Redis.
@@ -159,6 +209,14 @@ pub struct TaskRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// The worker of the latest attempt.
     pub worker: Option<String>,
+    /// Revoked if not started by then.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Execution options (request and registration defaults merged).
+    pub options: TaskOptions,
+    /// A cancellation was requested while the task ran.
+    pub cancel_requested: bool,
+    /// The workflow this task belongs to.
+    pub workflow_id: Option<Uuid>,
 }
 
 impl TaskRecord {
@@ -207,6 +265,12 @@ impl TaskRecord {
             started_at: time(take("started_at")),
             finished_at: time(take("finished_at")),
             worker: take("worker"),
+            expires_at: time(take("expires_at")),
+            options: take("options")
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
+            cancel_requested: take("cancel_requested").is_some(),
+            workflow_id: take("workflow").and_then(|s| s.parse().ok()),
         })
     }
 }
@@ -214,4 +278,82 @@ impl TaskRecord {
 /// Milliseconds since the Unix epoch, the clock every script receives (`now_ms`).
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
+}
+
+/// A cluster-wide rate limit of one task name: at most `count` starts in any
+/// `window` (a sliding window kept in Redis). Written `10/s`, `100/m`, `5/h` or `3/10s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Starts allowed per window.
+    pub count: u32,
+    /// The window.
+    pub window: std::time::Duration,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "invalid rate limit {s:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s"
+            )
+        };
+        let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per = per.trim();
+        let (amount, unit) = per.split_at(
+            per.find(|c: char| c.is_ascii_alphabetic())
+                .ok_or_else(bad)?,
+        );
+        let amount: u64 = if amount.is_empty() {
+            1
+        } else {
+            amount.parse().map_err(|_| bad())?
+        };
+        let unit_secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        if count == 0 || amount == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            count,
+            window: std::time::Duration::from_secs(amount * unit_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::RateLimit;
+
+    #[test]
+    fn rate_limits_parse_like_celery() {
+        let rl = |s: &str| s.parse::<RateLimit>();
+        assert_eq!(
+            rl("10/s").unwrap(),
+            RateLimit {
+                count: 10,
+                window: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(rl("100/m").unwrap().window, Duration::from_secs(60));
+        assert_eq!(rl("5/h").unwrap().window, Duration::from_secs(3600));
+        assert_eq!(
+            rl("3/10s").unwrap(),
+            RateLimit {
+                count: 3,
+                window: Duration::from_secs(10)
+            }
+        );
+        for bad in ["", "10", "0/s", "x/s", "10/d", "10/0s"] {
+            assert!(rl(bad).is_err(), "{bad}");
+        }
+    }
 }

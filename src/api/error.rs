@@ -71,6 +71,16 @@ impl ApiError {
         Self::NotFound(body("not_found", format!("no task with id {id:?}")))
     }
 
+    /// 404 with a message.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(body("not_found", message))
+    }
+
+    /// 409 with a message.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body("conflict", message))
+    }
+
     /// 422 with `code`.
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         Self::Unprocessable(body(code, message))

@@ -7,6 +7,7 @@ pub mod health;
 pub mod models;
 pub mod queues;
 pub mod tasks;
+pub mod workflows;
 
 use std::{future::Future, sync::Arc};
 
@@ -27,6 +28,8 @@ use crate::{
 enum Tag {
     /// Enqueue tasks and read their state.
     Tasks,
+    /// Chains, groups and chords of tasks.
+    Workflows,
     /// Queue lengths.
     Queues,
     /// Liveness and readiness probes.
@@ -41,6 +44,26 @@ pub(crate) struct AppState {
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
+}
+
+impl AppState {
+    /// Names the API knows are always accepted; others must be registered by a
+    /// worker (checked inside the enqueue script), unless the operator allows any.
+    fn require_registered(&self, name: &str) -> bool {
+        !self.builtins.contains(name) && !self.allow_unknown_tasks
+    }
+
+    /// The 422 for an unknown task name, listing the names that can be enqueued.
+    async fn unknown_task(&self, name: &str) -> ApiError {
+        let mut known = self.builtins.names();
+        match self.queue.registered_task_names().await {
+            Ok(names) => known.extend(names),
+            Err(e) => return e.into(),
+        }
+        known.sort();
+        known.dedup();
+        ApiError::unknown_task(name, known)
+    }
 }
 
 /// Why the API could not start.

@@ -11,11 +11,11 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::{
-    queue::QueueStats,
+    queue::{QueueStats, WorkflowKind, WorkflowRecord},
     task::{TaskRecord, TaskStatus},
 };
 
-/// `POST /tasks` body. Every field but `name` is optional.
+/// `POST /tasks` body (also a task of `POST /workflows`). Every field but `name` is optional.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewTaskRequest {
@@ -30,12 +30,36 @@ pub struct NewTaskRequest {
     pub countdown: Option<f64>,
     /// Earliest start time (RFC 3339); exclusive with `countdown`.
     pub eta: Option<DateTime<Utc>>,
-    /// Retries after a failed attempt (default 0).
+    /// Revoke the task if it has not started by then: seconds from now (number)
+    /// or a time (RFC 3339 string).
+    pub expires: Option<Value>,
+    /// Retries after a failed attempt (default 0, or the task's registered default).
     #[oai(validator(maximum(value = "1000")))]
     pub max_retries: Option<u32>,
+    /// Base of the exponential retry delay in seconds (default 1): base, 2·base, 4·base, …
+    #[oai(validator(minimum(value = "0"), maximum(value = "86400")))]
+    pub retry_backoff: Option<f64>,
+    /// Cap of the retry delay in seconds (default 600).
+    #[oai(validator(minimum(value = "0"), maximum(value = "604800")))]
+    pub retry_backoff_max: Option<f64>,
+    /// Randomize each retry delay between half and all of it (default true).
+    pub retry_jitter: Option<bool>,
+    /// Error kinds (`exc_type`s, like `TaskFailed` or `TimeLimitExceeded`) that
+    /// are retried; default: every retryable error.
+    pub retry_on: Option<Vec<String>>,
     /// 0 (default) to 9; higher runs first, FIFO within a priority.
     #[oai(validator(maximum(value = "9")))]
     pub priority: Option<u8>,
+    /// Hard time limit in seconds: the task is aborted and fails with `TimeLimitExceeded`.
+    #[oai(validator(minimum(value = "0.001"), maximum(value = "604800")))]
+    pub time_limit: Option<f64>,
+    /// Soft time limit in seconds: the task's cancellation signal fires so it can clean up.
+    #[oai(validator(minimum(value = "0.001"), maximum(value = "604800")))]
+    pub soft_time_limit: Option<f64>,
+    /// A second request with the same key, while the first task's record lives,
+    /// returns the first task's id (200) instead of enqueueing again.
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub idempotency_key: Option<String>,
 }
 
 /// `202` body of `POST /tasks`.
@@ -119,6 +143,14 @@ pub struct TaskView {
     pub finished_at: Option<DateTime<Utc>>,
     /// The worker of the latest attempt.
     pub worker: Option<String>,
+    /// Revoked if not started by then.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Execution options (given with the task, then the task's registered defaults).
+    pub options: Value,
+    /// A cancellation was requested while the task ran; it ends REVOKED when it stops.
+    pub cancel_requested: bool,
+    /// The workflow this task belongs to.
+    pub workflow_id: Option<String>,
 }
 
 impl From<TaskRecord> for TaskView {
@@ -144,6 +176,101 @@ impl From<TaskRecord> for TaskView {
             started_at: r.started_at,
             finished_at: r.finished_at,
             worker: r.worker,
+            expires_at: r.expires_at,
+            options: serde_json::to_value(&r.options).unwrap_or(Value::Null),
+            cancel_requested: r.cancel_requested,
+            workflow_id: r.workflow_id.map(|w| w.to_string()),
+        }
+    }
+}
+
+/// Kind of a workflow.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum WorkflowType {
+    /// Tasks one after the other, each fed the previous result.
+    Chain,
+    /// Tasks in parallel; the result lists every result in order.
+    Group,
+    /// A group, then `callback` fed the list of results.
+    Chord,
+}
+
+/// `POST /workflows` body.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WorkflowRequest {
+    /// `chain`, `group` or `chord`.
+    #[oai(rename = "type")]
+    pub kind: WorkflowType,
+    /// The tasks (for a chord: its header), in order; `countdown`, `eta`,
+    /// `expires` and `idempotency_key` do not apply to them.
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    pub tasks: Vec<NewTaskRequest>,
+    /// A chord's callback, fed the list of the header's results.
+    pub callback: Option<NewTaskRequest>,
+}
+
+/// `202` body of `POST /workflows`.
+#[derive(Debug, Object)]
+pub struct WorkflowCreatedView {
+    /// Id to read the workflow at `GET /workflows/{workflow_id}`.
+    pub workflow_id: String,
+    /// Ids of its tasks, in order (each an ordinary task at `GET /tasks/{id}`).
+    pub task_ids: Vec<String>,
+    /// Id of a chord's callback task.
+    pub callback_id: Option<String>,
+}
+
+/// A workflow as `GET /workflows/{workflow_id}` shows it.
+#[derive(Debug, Object)]
+pub struct WorkflowView {
+    /// Workflow id.
+    pub workflow_id: String,
+    /// `chain`, `group` or `chord`.
+    #[oai(rename = "type")]
+    pub kind: WorkflowType,
+    /// STARTED until it ends SUCCESS, FAILURE or REVOKED.
+    pub status: Status,
+    /// Tasks finished (a chord's callback not counted).
+    pub done: u32,
+    /// Tasks in all (a chord's callback not counted).
+    pub total: u32,
+    /// Tasks that did not succeed.
+    pub failed: u32,
+    /// The chain's task that stopped it.
+    pub failed_task_id: Option<String>,
+    /// Task ids, in order.
+    pub task_ids: Vec<String>,
+    /// A chord's callback task id.
+    pub callback_id: Option<String>,
+    /// Chain: the last task's result; group: every result in order; chord: the callback's result.
+    pub result: Value,
+    /// Creation time.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<WorkflowRecord> for WorkflowView {
+    fn from(w: WorkflowRecord) -> Self {
+        Self {
+            workflow_id: w.id.to_string(),
+            kind: match w.kind {
+                WorkflowKind::Chain => WorkflowType::Chain,
+                WorkflowKind::Group => WorkflowType::Group,
+                WorkflowKind::Chord => WorkflowType::Chord,
+            },
+            status: w.status.into(),
+            done: w.done,
+            total: w.total,
+            failed: w.failed,
+            failed_task_id: w.failed_task.map(|t| t.to_string()),
+            task_ids: w.task_ids.iter().map(ToString::to_string).collect(),
+            callback_id: w.callback_id.map(|c| c.to_string()),
+            result: w.result,
+            created_at: w.created_at,
+            finished_at: w.finished_at,
         }
     }
 }

@@ -1,11 +1,11 @@
-//! `POST /tasks` and `GET /tasks/{task_id}`.
+//! Task operations: enqueue, read (with long-poll), cancel, retry, forget.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, OpenApi, param::Path, param::Query, payload::Json};
 use rand::Rng;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
@@ -16,7 +16,8 @@ use super::{
 use crate::{
     config::validate_name,
     error::QueueError,
-    task::{DEFAULT_QUEUE, NewTask, TaskRecord},
+    queue::Cancel,
+    task::{DEFAULT_QUEUE, NewTask, TaskOptions},
 };
 
 /// Longest `?wait=` accepted, in seconds.
@@ -33,6 +34,9 @@ pub enum CreateTaskResponse {
     /// Accepted: the task is queued (or delayed until its ETA).
     #[oai(status = 202)]
     Accepted(Json<TaskCreated>, #[oai(header = "Location")] String),
+    /// A task with this `idempotency_key` exists already: its id, nothing enqueued.
+    #[oai(status = 200)]
+    Existing(Json<TaskCreated>, #[oai(header = "Location")] String),
 }
 
 /// `GET /tasks/{task_id}` answers.
@@ -41,6 +45,34 @@ pub enum GetTaskResponse {
     /// The task's current record.
     #[oai(status = 200)]
     Ok(Json<TaskView>),
+}
+
+/// `POST /tasks/{task_id}/cancel` answers.
+#[derive(ApiResponse)]
+pub enum CancelResponse {
+    /// The task had not started: it is REVOKED and will never run.
+    #[oai(status = 200)]
+    Revoked(Json<TaskView>),
+    /// The task is running: its cancellation signal fired; it ends REVOKED when
+    /// it stops (or is aborted after the worker's cancel grace time).
+    #[oai(status = 202)]
+    Requested(Json<TaskView>),
+}
+
+/// `POST /tasks/{task_id}/retry` answers.
+#[derive(ApiResponse)]
+pub enum RetryResponse {
+    /// Queued again as a new attempt.
+    #[oai(status = 202)]
+    Queued(Json<TaskView>),
+}
+
+/// `DELETE /tasks/{task_id}` answers.
+#[derive(ApiResponse)]
+pub enum DeleteResponse {
+    /// The record is gone.
+    #[oai(status = 204)]
+    Deleted,
 }
 
 #[OpenApi(tag = "Tag::Tasks")]
@@ -52,7 +84,7 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "post")]
     async fn create(&self, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
         let task = match body.0 {
-            Some(req) => self.validate(req)?,
+            Some(req) => new_task(&self.state, req, false)?,
             None => {
                 let mut rng = rand::rng();
                 NewTask::new(
@@ -61,29 +93,29 @@ impl TasksApi {
                 )
             }
         };
-        // Names the API knows are checked here; others must be registered by a worker
-        // (checked inside the enqueue script), unless the operator allows any name.
-        let require_registered =
-            !self.state.builtins.contains(&task.name) && !self.state.allow_unknown_tasks;
-        match self.state.queue.enqueue(&task, require_registered).await {
-            Ok(id) => Ok(CreateTaskResponse::Accepted(
-                Json(TaskCreated {
-                    task_id: id.to_string(),
-                }),
-                format!("/tasks/{id}"),
-            )),
-            Err(QueueError::UnknownTaskName(name)) => {
-                let mut known = self.state.builtins.names();
-                known.extend(self.state.queue.registered_task_names().await?);
-                known.sort();
-                known.dedup();
-                Err(ApiError::unknown_task(&name, known))
+        match self
+            .state
+            .queue
+            .enqueue(&task, self.state.require_registered(&task.name))
+            .await
+        {
+            Ok(e) => {
+                let body = Json(TaskCreated {
+                    task_id: e.id.to_string(),
+                });
+                let location = format!("/tasks/{}", e.id);
+                Ok(if e.created {
+                    CreateTaskResponse::Accepted(body, location)
+                } else {
+                    CreateTaskResponse::Existing(body, location)
+                })
             }
+            Err(QueueError::UnknownTaskName(name)) => Err(self.state.unknown_task(&name).await),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Read a task: status, result, traceback, children and timings.
+    /// Read a task: status, result, traceback, children, progress and timings.
     ///
     /// With `wait`, the request is held until the task reaches a final state
     /// (SUCCESS, FAILURE, REVOKED) or `wait` seconds pass, whichever comes first.
@@ -96,83 +128,239 @@ impl TasksApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<f64>>,
     ) -> Result<GetTaskResponse, ApiError> {
-        let Ok(id) = Uuid::parse_str(&task_id.0) else {
-            return Err(ApiError::task_not_found(&task_id.0));
-        };
-        let wait = Duration::from_secs_f64(wait.0.unwrap_or(0.0).clamp(0.0, MAX_WAIT_SECS));
-        let record = if wait.is_zero() {
-            self.state.queue.get(&id).await?
-        } else {
-            self.wait_final(&id, wait).await?
-        };
+        let id = parse_id(&task_id.0)?;
+        let queue = &self.state.queue;
+        let channel = queue.keys().done_channel(&task_id.0);
+        let record = wait_final(
+            &self.state,
+            channel,
+            wait.0,
+            || queue.get(&id),
+            |r| r.status.is_final(),
+        )
+        .await?;
         match record {
             Some(r) => Ok(GetTaskResponse::Ok(Json(r.into()))),
             None => Err(ApiError::task_not_found(&task_id.0)),
         }
     }
-}
 
-impl TasksApi {
-    fn validate(&self, req: NewTaskRequest) -> Result<NewTask, ApiError> {
-        let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
-        validate_name("queue", &queue)
-            .map_err(|e| ApiError::unprocessable("invalid_queue", e.to_string()))?;
-        if req.name.is_empty() || req.name.len() > 256 {
-            return Err(ApiError::unprocessable(
-                "invalid_name",
-                "name must be 1 to 256 characters",
-            ));
-        }
-        let args = req.args.unwrap_or_else(|| json!({}));
-        if let Some(Err(e)) = self.state.builtins.validate(&req.name, &args) {
-            return Err(ApiError::unprocessable(
-                "invalid_args",
-                format!("bad args for {:?}: {e}", req.name),
-            ));
-        }
-        let eta = match (req.countdown, req.eta) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::unprocessable(
-                    "invalid_eta",
-                    "give countdown or eta, not both",
-                ));
-            }
-            (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
-            (None, eta) => eta,
-        };
-        Ok(NewTask {
-            name: req.name,
-            args,
-            queue,
-            priority: req.priority.unwrap_or(0),
-            max_retries: req.max_retries.unwrap_or(0),
-            eta,
-            parent_id: None,
+    /// Cancel a task.
+    ///
+    /// A pending, delayed or retrying task ends REVOKED and never runs. A running
+    /// task gets its cancellation signal and ends REVOKED once it stops. A task
+    /// that already finished cannot be cancelled (409).
+    #[oai(path = "/tasks/:task_id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        /// Task id.
+        task_id: Path<String>,
+    ) -> Result<CancelResponse, ApiError> {
+        let id = parse_id(&task_id.0)?;
+        let outcome = self
+            .state
+            .queue
+            .cancel(&id)
+            .await
+            .map_err(|e| control_error(e, &task_id.0))?;
+        let view = self.view(&id, &task_id.0).await?;
+        Ok(match outcome {
+            Cancel::Revoked => CancelResponse::Revoked(view),
+            Cancel::Requested => CancelResponse::Requested(view),
         })
     }
 
-    /// Holds until the task is final or `wait` passes. Subscribes to the task's
-    /// completion channel before each read, so no completion is missed and no
-    /// polling happens.
-    async fn wait_final(&self, id: &Uuid, wait: Duration) -> Result<Option<TaskRecord>, ApiError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let channel = self.state.queue.keys().done_channel(&id.to_string());
-        loop {
-            let mut subscription = self
-                .state
-                .notifier
-                .subscribe(channel.clone())
-                .await
-                .map_err(ApiError::from)?;
-            let record = self.state.queue.get(id).await?;
-            match &record {
-                Some(r) if !r.status.is_final() && tokio::time::Instant::now() < deadline => {}
-                _ => return Ok(record),
+    /// Retry a FAILURE or REVOKED task: it is queued again as a new attempt.
+    #[oai(path = "/tasks/:task_id/retry", method = "post")]
+    async fn retry(
+        &self,
+        /// Task id.
+        task_id: Path<String>,
+    ) -> Result<RetryResponse, ApiError> {
+        let id = parse_id(&task_id.0)?;
+        self.state
+            .queue
+            .resubmit(&id)
+            .await
+            .map_err(|e| control_error(e, &task_id.0))?;
+        Ok(RetryResponse::Queued(self.view(&id, &task_id.0).await?))
+    }
+
+    /// Forget a finished task's record.
+    #[oai(path = "/tasks/:task_id", method = "delete")]
+    async fn delete(
+        &self,
+        /// Task id.
+        task_id: Path<String>,
+    ) -> Result<DeleteResponse, ApiError> {
+        let id = parse_id(&task_id.0)?;
+        self.state
+            .queue
+            .forget(&id)
+            .await
+            .map_err(|e| control_error(e, &task_id.0))?;
+        Ok(DeleteResponse::Deleted)
+    }
+}
+
+impl TasksApi {
+    async fn view(&self, id: &Uuid, raw: &str) -> Result<Json<TaskView>, ApiError> {
+        match self.state.queue.get(id).await? {
+            Some(r) => Ok(Json(r.into())),
+            None => Err(ApiError::task_not_found(raw)),
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::task_not_found(raw))
+}
+
+fn control_error(e: QueueError, raw: &str) -> ApiError {
+    match e {
+        QueueError::NotFound => ApiError::task_not_found(raw),
+        QueueError::Conflict => ApiError::conflict("the task's status does not allow this"),
+        e => e.into(),
+    }
+}
+
+/// Turns a request into a task, checking everything that can be checked
+/// without Redis. `in_workflow`: scheduling options do not apply.
+pub(crate) fn new_task(
+    state: &AppState,
+    req: NewTaskRequest,
+    in_workflow: bool,
+) -> Result<NewTask, ApiError> {
+    let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
+    let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
+    validate_name("queue", &queue).map_err(|e| invalid("invalid_queue", e.to_string()))?;
+    if req.name.is_empty() || req.name.len() > 256 {
+        return Err(invalid(
+            "invalid_name",
+            "name must be 1 to 256 characters".into(),
+        ));
+    }
+    let args = req.args.unwrap_or_else(|| json!({}));
+    if let Some(Err(e)) = state.builtins.validate(&req.name, &args) {
+        return Err(invalid(
+            "invalid_args",
+            format!("bad args for {:?}: {e}", req.name),
+        ));
+    }
+    if in_workflow
+        && (req.countdown.is_some()
+            || req.eta.is_some()
+            || req.expires.is_some()
+            || req.idempotency_key.is_some())
+    {
+        return Err(invalid(
+            "invalid_workflow",
+            "countdown, eta, expires and idempotency_key do not apply to workflow tasks".into(),
+        ));
+    }
+    let eta = match (req.countdown, req.eta) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "invalid_eta",
+                "give countdown or eta, not both".into(),
+            ));
+        }
+        (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
+        (None, eta) => eta,
+    };
+    let expires_at = match req.expires {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 31_536_000.0)
+        {
+            Some(secs) => Some(Utc::now() + Duration::from_secs_f64(secs)),
+            None => {
+                return Err(invalid(
+                    "invalid_expires",
+                    "expires must be 0 to 31536000 seconds".into(),
+                ));
             }
-            tokio::select! {
-                () = subscription.notified() => {}
-                () = tokio::time::sleep_until(deadline) => return Ok(self.state.queue.get(id).await?),
+        },
+        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                return Err(invalid(
+                    "invalid_expires",
+                    format!("expires is not an RFC 3339 time: {e}"),
+                ));
             }
+        },
+        Some(_) => {
+            return Err(invalid(
+                "invalid_expires",
+                "expires is seconds or an RFC 3339 time".into(),
+            ));
+        }
+    };
+    if let (Some(soft), Some(hard)) = (req.soft_time_limit, req.time_limit)
+        && soft >= hard
+    {
+        return Err(invalid(
+            "invalid_time_limit",
+            "soft_time_limit must be below time_limit".into(),
+        ));
+    }
+    Ok(NewTask {
+        name: req.name,
+        args,
+        queue,
+        options: TaskOptions {
+            max_retries: req.max_retries,
+            priority: req.priority,
+            retry_backoff: req.retry_backoff,
+            retry_backoff_max: req.retry_backoff_max,
+            retry_jitter: req.retry_jitter,
+            retry_on: req.retry_on,
+            time_limit: req.time_limit,
+            soft_time_limit: req.soft_time_limit,
+            expires: None,
+        },
+        eta,
+        expires_at,
+        idempotency_key: req.idempotency_key,
+        parent_id: None,
+    })
+}
+
+/// Reads a record, holding the request until it is final or `wait` seconds pass.
+/// Subscribes to the record's completion channel before each read, so no
+/// completion is missed and nothing polls.
+pub(crate) async fn wait_final<T, F, Fut>(
+    state: &AppState,
+    channel: String,
+    wait: Option<f64>,
+    read: F,
+    is_final: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<T>, QueueError>>,
+{
+    let wait = Duration::from_secs_f64(wait.unwrap_or(0.0).clamp(0.0, MAX_WAIT_SECS));
+    if wait.is_zero() {
+        return Ok(read().await?);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let mut subscription = state
+            .notifier
+            .subscribe(channel.clone())
+            .await
+            .map_err(ApiError::from)?;
+        let record = read().await?;
+        match &record {
+            Some(r) if !is_final(r) && tokio::time::Instant::now() < deadline => {}
+            _ => return Ok(record),
+        }
+        tokio::select! {
+            () = subscription.notified() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(read().await?),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 use celeriac::{
     cli::CommonArgs,
     config::WorkerConfig,
-    shutdown, telemetry,
+    shutdown,
+    task::RateLimit,
+    telemetry,
     worker::{self, Registry},
 };
 use clap::Parser;
@@ -30,11 +32,25 @@ struct Args {
     /// Seconds running tasks may take to finish after SIGTERM before they are handed back.
     #[arg(long, env = "CELERIAC_GRACE_SECS", default_value_t = 30)]
     grace: u64,
+    /// Seconds a cancelled task may take to stop after its signal before it is aborted.
+    #[arg(long, env = "CELERIAC_CANCEL_GRACE_SECS", default_value_t = 10)]
+    cancel_grace: u64,
+    /// Cluster-wide rate limits by task name, e.g. `add=10/s,report=100/m`
+    /// (override the limits set at registration).
+    #[arg(long, env = "CELERIAC_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
+    rate_limits: Vec<(String, RateLimit)>,
     /// Port for GET /healthz and /readyz (none by default).
     #[arg(long, env = "CELERIAC_HEALTH_PORT")]
     health_port: Option<u16>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+fn parse_rate_limit(s: &str) -> Result<(String, RateLimit), String> {
+    let (name, limit) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected <task>=<limit>, got {s:?}"))?;
+    Ok((name.trim().to_owned(), limit.parse()?))
 }
 
 #[tokio::main]
@@ -57,6 +73,8 @@ async fn main() -> anyhow::Result<()> {
         cfg.concurrency = n;
     }
     cfg.grace = Duration::from_secs(args.grace);
+    cfg.cancel_grace = Duration::from_secs(args.cancel_grace);
+    cfg.rate_limits = args.rate_limits;
     cfg.health_addr = args
         .health_port
         .map(|p| SocketAddr::from(([0, 0, 0, 0], p)));

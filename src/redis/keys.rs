@@ -101,6 +101,46 @@ impl Keys {
         format!("{}:worker:{name}", self.tag)
     }
 
+    /// HASH: a workflow (chain, group, chord): kind, status, counts, member ids, results.
+    pub fn workflow(&self, id: &str) -> String {
+        format!("{}:workflow:{id}", self.tag)
+    }
+
+    /// Prefix of [`Keys::workflow`].
+    pub fn workflow_prefix(&self) -> String {
+        format!("{}:workflow:", self.tag)
+    }
+
+    /// HASH: task name → default options (JSON) published by the worker that registers it.
+    pub fn task_defaults(&self) -> String {
+        format!("{}:task_defaults", self.tag)
+    }
+
+    /// HASH: task name → rate limit (`"<count> <window_ms>"`), enforced by the claim script.
+    pub fn rate_limits(&self) -> String {
+        format!("{}:rate_limits", self.tag)
+    }
+
+    /// Prefix of the per-name ZSET of recent start times (the rate limiter's sliding window).
+    pub fn rate_log_prefix(&self) -> String {
+        format!("{}:rate:", self.tag)
+    }
+
+    /// STRING: idempotency key → the id of the task created with it.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.tag)
+    }
+
+    /// Prefix of [`Keys::idempotency`].
+    pub fn idempotency_prefix(&self) -> String {
+        format!("{}:idem:", self.tag)
+    }
+
+    /// Pub/sub channel telling workers that a running task was cancelled (payload: task id).
+    pub fn cancel_channel(&self) -> String {
+        format!("{}:cancel", self.tag)
+    }
+
     /// Pub/sub channel announcing that a task reached a final state.
     pub fn done_channel(&self, id: &str) -> String {
         format!("{}:done:{id}", self.tag)
@@ -137,5 +177,13 @@ mod tests {
         assert_eq!(k.worker("w1"), "{celeriac}:worker:w1");
         assert_eq!(k.done_channel("abc"), "{celeriac}:done:abc");
         assert_eq!(k.done_channel_prefix() + "abc", k.done_channel("abc"));
+        assert_eq!(k.workflow("w"), "{celeriac}:workflow:w");
+        assert_eq!(k.workflow_prefix() + "w", k.workflow("w"));
+        assert_eq!(k.task_defaults(), "{celeriac}:task_defaults");
+        assert_eq!(k.rate_limits(), "{celeriac}:rate_limits");
+        assert_eq!(k.rate_log_prefix(), "{celeriac}:rate:");
+        assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
+        assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
+        assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
     }
 }

@@ -1,29 +1,31 @@
-//! Runs one claimed task and records its outcome.
+//! Runs one claimed task under its time limits and records its outcome.
 
-use std::{panic::AssertUnwindSafe, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, pin::pin, time::Duration};
 
 use futures_util::FutureExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{Registry, TaskContext, TaskError, TaskErrorKind};
+use super::registry::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
 use crate::{
     error::QueueError,
     queue::{Failure, Queue},
-    task::{ClaimedTask, now_ms},
+    task::{ClaimedTask, TaskOptions, now_ms},
 };
 
-/// Longest wait between two retries (Celery's `retry_backoff_max` default).
-const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Default base of the exponential retry delay.
+const RETRY_BACKOFF: f64 = 1.0;
+/// Default cap of the retry delay (Celery's `retry_backoff_max`).
+const RETRY_BACKOFF_MAX: f64 = 600.0;
 
 /// What became of a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Recorded SUCCESS.
+    /// Recorded SUCCESS (or REVOKED, when it was cancelled while running).
     Succeeded,
     /// Recorded a failed attempt with a retry scheduled.
     Retrying,
-    /// Recorded FAILURE.
+    /// Recorded FAILURE (or REVOKED).
     Failed,
     /// The lease was taken away: another worker owns the task, this result was dropped.
     LeaseLost,
@@ -33,29 +35,85 @@ pub enum Outcome {
 }
 
 /// Runs `task` and records the outcome under its lease.
+///
+/// The task sees one cancellation signal (`ctx.cancellation()`), fired by its
+/// soft time limit or by `revoke` (cancelled through the API, or lease lost).
+/// After `revoke`, it has `cancel_grace` to stop before it is aborted; at its
+/// hard time limit it is aborted and fails with `TimeLimitExceeded`.
 #[tracing::instrument(skip_all, fields(task_id = %task.id, name = %task.name, attempt = task.attempts))]
 pub async fn execute(
     queue: &Queue,
     registry: &Registry,
     task: &ClaimedTask,
-    cancel: CancellationToken,
+    revoke: CancellationToken,
+    cancel_grace: Duration,
 ) -> Outcome {
-    let ctx = TaskContext::new(task.id, task.name.clone(), task.attempts, cancel);
+    let signal = CancellationToken::new();
+    let ctx = TaskContext::new(task, signal.clone(), queue.clone());
     let result = match registry.call(&task.name, ctx, task.args.clone()) {
-        Some(fut) => AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                Err(TaskError::new(
-                    "Panic",
-                    anyhow::anyhow!("{}", panic_message(&panic)),
-                ))
-            }),
+        Some(fut) => run_limited(fut, &task.options, &signal, &revoke, cancel_grace).await,
         None => Err(TaskError::fatal(
             "NotRegistered",
             anyhow::anyhow!("task {:?} is not registered in this worker", task.name),
         )),
     };
+    record(queue, task, result).await
+}
+
+async fn run_limited(
+    fut: impl Future<Output = TaskResult>,
+    options: &TaskOptions,
+    signal: &CancellationToken,
+    revoke: &CancellationToken,
+    cancel_grace: Duration,
+) -> TaskResult {
+    let mut run = pin!(AssertUnwindSafe(fut).catch_unwind());
+    let mut soft = pin!(sleep_secs(options.soft_time_limit));
+    let mut hard = pin!(sleep_secs(options.time_limit));
+    let mut revoked = pin!(async {
+        revoke.cancelled().await;
+        signal.cancel();
+        tokio::time::sleep(cancel_grace).await;
+    });
+    let mut soft_fired = false;
+    loop {
+        tokio::select! {
+            r = &mut run => {
+                let r = r.unwrap_or_else(|panic| Err(TaskError::new("Panic", anyhow::anyhow!("{}", panic_message(&panic)))));
+                return match r {
+                    Err(e) if soft_fired && e.kind() != TaskErrorKind::Timeout => Err(TaskError::timeout_soft(e)),
+                    r => r,
+                };
+            }
+            () = &mut soft, if !soft_fired => {
+                soft_fired = true;
+                signal.cancel();
+            }
+            () = &mut hard => {
+                return Err(TaskError::timeout(format!(
+                    "hard time limit ({}s) exceeded",
+                    options.time_limit.unwrap_or_default()
+                )));
+            }
+            () = &mut revoked => {
+                return Err(TaskError::fatal(
+                    "TaskRevokedError",
+                    anyhow::anyhow!("aborted: did not stop within {cancel_grace:?} of its cancellation"),
+                ));
+            }
+        }
+    }
+}
+
+async fn sleep_secs(secs: Option<f64>) {
+    match secs.filter(|s| s.is_finite() && *s > 0.0) {
+        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Records the outcome, retrying while Redis is unreachable (up to a lease).
+async fn record(queue: &Queue, task: &ClaimedTask, result: TaskResult) -> Outcome {
     let deadline = tokio::time::Instant::now() + queue.config().lease;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -102,17 +160,31 @@ pub async fn execute(
     }
 }
 
-/// When to retry a failed attempt, or `None` for a final failure: retryable
-/// errors retry while the budget lasts, after the requested delay or an
-/// exponential backoff (1 s, 2 s, 4 s, … capped) with jitter.
+/// When to retry a failed attempt, or `None` for a final failure.
+///
+/// Retried while the budget lasts: errors whose kind is in `retry_on` when it is
+/// given, otherwise every retryable error (not fatal ones, not time limits).
+/// The delay is the one the error asked for, else `retry_backoff · 2^retries`
+/// capped at `retry_backoff_max`, with equal jitter (half fixed, half random).
 fn retry_at_ms(task: &ClaimedTask, error: &TaskError) -> Option<i64> {
-    if error.kind() != TaskErrorKind::Retryable || task.retries >= task.max_retries {
+    let o = &task.options;
+    let retryable = match &o.retry_on {
+        Some(kinds) => kinds.iter().any(|k| k == error.exc_type()),
+        None => error.kind() == TaskErrorKind::Retryable,
+    };
+    if !retryable || error.kind() == TaskErrorKind::Fatal || task.retries >= task.max_retries {
         return None;
     }
     let delay = error.requested_delay().unwrap_or_else(|| {
-        let full = Duration::from_secs(1u64 << task.retries.min(20)).min(RETRY_BACKOFF_MAX);
-        // Equal jitter: half fixed, half random, so retries of a burst spread out.
-        full / 2 + full.mul_f64(rand::rng().random::<f64>() / 2.0)
+        let base = o.retry_backoff.unwrap_or(RETRY_BACKOFF).max(0.0);
+        let cap = o.retry_backoff_max.unwrap_or(RETRY_BACKOFF_MAX).max(0.0);
+        let full = (base * 2f64.powi(task.retries.min(30) as i32)).min(cap);
+        let secs = if o.retry_jitter.unwrap_or(true) {
+            full / 2.0 + full / 2.0 * rand::rng().random::<f64>()
+        } else {
+            full
+        };
+        Duration::from_secs_f64(secs)
     });
     Some(now_ms() + delay.as_millis() as i64)
 }

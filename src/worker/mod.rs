@@ -31,7 +31,7 @@ use crate::{
     config::WorkerConfig,
     queue::{Queue, WorkerInfo},
     redis::{BlockingConnection, build_pool, keys::Keys},
-    task::{ClaimedTask, now_ms},
+    task::{ClaimedTask, RateLimit, now_ms},
 };
 
 /// Why the worker could not start.
@@ -62,7 +62,8 @@ pub struct StopDetails {
 
 struct InFlight {
     task: ClaimedTask,
-    cancel: CancellationToken,
+    /// Fired when the task must stop: cancelled through the API, or lease lost.
+    revoke: CancellationToken,
     abort: Option<AbortHandle>,
 }
 
@@ -95,6 +96,8 @@ pub async fn run(
         ));
     }
     let in_flight: InFlightMap = Arc::default();
+    let mut rate_limits: HashMap<String, RateLimit> = registry.rate_limits().into_iter().collect();
+    rate_limits.extend(cfg.rate_limits.iter().cloned());
     let info = WorkerInfo {
         name: cfg.name.clone(),
         hostname: hostname(),
@@ -103,7 +106,34 @@ pub async fn run(
         concurrency: cfg.concurrency,
         started_at: now_ms(),
         task_names: registry.names(),
+        task_defaults: registry
+            .defaults()
+            .into_iter()
+            .map(|(name, o)| {
+                (
+                    name,
+                    serde_json::to_string(&o).unwrap_or_else(|_| "{}".to_owned()),
+                )
+            })
+            .collect(),
+        rate_limits: rate_limits
+            .into_iter()
+            .map(|(name, l)| (name, l.count, l.window.as_millis() as u64))
+            .collect(),
     };
+    // Registered before the first claim, so rate limits and defaults hold from the start.
+    if let Err(e) = queue
+        .register_worker(&info, cfg.heartbeat_interval() * 3)
+        .await
+    {
+        tracing::warn!(error.message = %e, "worker registration failed; retrying with the heartbeat");
+    }
+    tokio::spawn(cancel_listener(
+        redis::Client::open(cfg.redis.url.as_str()).map_err(crate::error::QueueError::from)?,
+        queue.keys().cancel_channel(),
+        in_flight.clone(),
+        background.clone(),
+    ));
     tokio::spawn(heartbeat_loop(
         queue.clone(),
         info,
@@ -139,7 +169,7 @@ pub async fn run(
     let mut released = 0;
     if !drained {
         for f in &leftovers {
-            f.cancel.cancel();
+            f.revoke.cancel();
             if let Some(abort) = &f.abort {
                 abort.abort();
             }
@@ -223,19 +253,20 @@ async fn consume_loop(
         backoff.reset();
         permits.truncate(claim.tasks.len());
         for (task, permit) in claim.tasks.into_iter().zip(permits) {
-            let cancel = CancellationToken::new();
+            let revoke = CancellationToken::new();
             let id = task.id;
             in_flight.lock().expect("in-flight lock").insert(
                 id,
                 InFlight {
                     task: task.clone(),
-                    cancel: cancel.clone(),
+                    revoke: revoke.clone(),
                     abort: None,
                 },
             );
             let (queue, registry, map) = (queue.clone(), registry.clone(), in_flight.clone());
+            let grace = cfg.cancel_grace;
             let handle = tracker.spawn(async move {
-                executor::execute(&queue, &registry, &task, cancel).await;
+                executor::execute(&queue, &registry, &task, revoke, grace).await;
                 map.lock().expect("in-flight lock").remove(&id);
                 drop(permit);
             });
@@ -248,7 +279,7 @@ async fn consume_loop(
 }
 
 /// Extends the leases of running tasks and refreshes the worker registration;
-/// tasks whose lease was lost get their cancellation signal.
+/// tasks whose lease was lost or whose cancellation was requested are revoked.
 async fn heartbeat_loop(
     queue: Queue,
     info: WorkerInfo,
@@ -267,12 +298,17 @@ async fn heartbeat_loop(
             .map(|f| (f.task.id, f.task.token.clone()))
             .collect();
         match queue.heartbeat(&held).await {
-            Ok(lost) => {
+            Ok((lost, cancelled)) => {
                 let map = in_flight.lock().expect("in-flight lock");
                 for id in lost {
                     if let Some(f) = map.get(&id) {
                         tracing::warn!(task_id = %id, "lease lost; cancelling the task");
-                        f.cancel.cancel();
+                        f.revoke.cancel();
+                    }
+                }
+                for id in cancelled {
+                    if let Some(f) = map.get(&id) {
+                        f.revoke.cancel();
                     }
                 }
             }
@@ -296,6 +332,49 @@ async fn reaper_loop(queue: Queue, every: Duration, stop: CancellationToken) {
                 tracing::warn!(requeued, dead, "reaped tasks with expired leases")
             }
             Err(e) => tracing::debug!(error.message = %e, "reap failed"),
+        }
+    }
+}
+
+/// Revokes running tasks as soon as they are cancelled through the API
+/// (the heartbeat catches any message missed while disconnected).
+async fn cancel_listener(
+    client: redis::Client,
+    channel: String,
+    in_flight: InFlightMap,
+    stop: CancellationToken,
+) {
+    use futures_util::StreamExt;
+    let mut backoff = Backoff::default();
+    while !stop.is_cancelled() {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let mut pubsub = match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+            Ok(Ok(pubsub)) => pubsub,
+            _ => {
+                tokio::select! { () = tokio::time::sleep(backoff.next()) => continue, () = stop.cancelled() => return }
+            }
+        };
+        backoff.reset();
+        let mut messages = pubsub.on_message();
+        loop {
+            tokio::select! {
+                msg = messages.next() => match msg {
+                    Some(msg) => {
+                        let Ok(id) = msg.get_payload::<String>().map(|p| p.parse::<Uuid>()) else { continue };
+                        let Ok(id) = id else { continue };
+                        if let Some(f) = in_flight.lock().expect("in-flight lock").get(&id) {
+                            tracing::info!(task_id = %id, "cancellation requested");
+                            f.revoke.cancel();
+                        }
+                    }
+                    None => break,
+                },
+                () = stop.cancelled() => return,
+            }
         }
     }
 }

@@ -4,12 +4,18 @@
 use std::{collections::BTreeMap, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::{
+    error::QueueError,
+    queue::Queue,
+    task::{ClaimedTask, NewTask, RateLimit, TaskOptions},
+};
+
 /// What a task gets besides its arguments.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TaskContext {
     /// This task's id.
     pub task_id: Uuid,
@@ -18,25 +24,34 @@ pub struct TaskContext {
     /// Which start this is (1 on the first attempt).
     pub attempt: u32,
     cancel: CancellationToken,
+    queue: Queue,
+    token: String,
+}
+
+impl fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("task_id", &self.task_id)
+            .field("name", &self.name)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TaskContext {
-    pub(crate) fn new(
-        task_id: Uuid,
-        name: String,
-        attempt: u32,
-        cancel: CancellationToken,
-    ) -> Self {
+    pub(crate) fn new(task: &ClaimedTask, cancel: CancellationToken, queue: Queue) -> Self {
         Self {
-            task_id,
-            name,
-            attempt,
+            task_id: task.id,
+            name: task.name.clone(),
+            attempt: task.attempts,
             cancel,
+            queue,
+            token: task.token.clone(),
         }
     }
 
-    /// Fires when the task should stop (its lease was lost, or the worker gives up on it):
-    /// long tasks select on it to clean up and return.
+    /// Fires when the task should stop: it was cancelled, its soft time limit
+    /// passed, or its lease was lost. Long tasks select on it to clean up and return.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -44,6 +59,26 @@ impl TaskContext {
     /// True once the cancellation signal fired.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Reports progress; `GET /tasks/{id}` shows it and the events stream carries it.
+    pub async fn progress(
+        &self,
+        current: u64,
+        total: u64,
+        message: impl Into<String>,
+    ) -> Result<(), QueueError> {
+        let progress = json!({"current": current, "total": total, "message": message.into()});
+        self.queue
+            .progress(&self.task_id, &self.token, &progress)
+            .await
+    }
+
+    /// Enqueues a child task: it gets this task as `parent_id`, and this task's
+    /// `children` lists it.
+    pub async fn enqueue(&self, mut task: NewTask) -> Result<Uuid, QueueError> {
+        task.parent_id = Some(self.task_id);
+        Ok(self.queue.enqueue(&task, false).await?.id)
     }
 }
 
@@ -91,6 +126,16 @@ impl TaskError {
         Self {
             kind: TaskErrorKind::Timeout,
             ..Self::new("TimeLimitExceeded", anyhow::anyhow!(message.into()))
+        }
+    }
+
+    /// The task failed after its soft time limit fired (it gave up on the signal).
+    pub(crate) fn timeout_soft(error: TaskError) -> Self {
+        Self {
+            kind: TaskErrorKind::Timeout,
+            exc_type: "SoftTimeLimitExceeded".to_owned(),
+            error: error.error.context("soft time limit exceeded"),
+            retry_after: None,
         }
     }
 
@@ -148,6 +193,8 @@ type Validator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 struct Entry {
     handler: Handler,
     validate: Validator,
+    options: TaskOptions,
+    rate_limit: Option<RateLimit>,
 }
 
 /// The tasks a worker can run.
@@ -204,9 +251,45 @@ impl Registry {
             Entry {
                 handler: call,
                 validate,
+                options: TaskOptions::default(),
+                rate_limit: None,
             },
         );
         self
+    }
+
+    /// Sets the default options of a registered task (like Celery's task
+    /// decorator options): tasks enqueued without an option get these.
+    pub fn set_options(&mut self, name: &str, options: TaskOptions) -> &mut Self {
+        if let Some(e) = self.tasks.get_mut(name) {
+            e.options = options;
+        }
+        self
+    }
+
+    /// Limits how often a registered task may start, cluster-wide.
+    pub fn set_rate_limit(&mut self, name: &str, limit: RateLimit) -> &mut Self {
+        if let Some(e) = self.tasks.get_mut(name) {
+            e.rate_limit = Some(limit);
+        }
+        self
+    }
+
+    /// Default options of the registered tasks that have any: (name, options).
+    pub fn defaults(&self) -> Vec<(String, TaskOptions)> {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| !e.options.is_empty())
+            .map(|(n, e)| (n.clone(), e.options.clone()))
+            .collect()
+    }
+
+    /// Rate limits set at registration: (name, limit).
+    pub fn rate_limits(&self) -> Vec<(String, RateLimit)> {
+        self.tasks
+            .iter()
+            .filter_map(|(n, e)| e.rate_limit.map(|l| (n.clone(), l)))
+            .collect()
     }
 
     /// Registered names, sorted.

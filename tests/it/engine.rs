@@ -24,7 +24,8 @@ async fn a_stale_completion_is_rejected_after_the_lease_was_taken_away() {
     let id = q
         .enqueue(&NewTask::new("echo", json!(1)), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
 
     let first = q
         .claim(&queues(), 10, "worker-a")
@@ -53,7 +54,7 @@ async fn a_stale_completion_is_rejected_after_the_lease_was_taken_away() {
     // A's late heartbeat and completion are refused; B's completion counts.
     assert_eq!(
         q.heartbeat(&[(id, first.token.clone())]).await.unwrap(),
-        vec![id]
+        (vec![id], vec![])
     );
     assert!(matches!(
         q.complete(&first, &json!("from a")).await,
@@ -96,7 +97,8 @@ async fn results_expire_after_the_result_ttl() {
     let id = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     // Running tasks never expire.
     let key = q.keys().task(&id.to_string());
@@ -121,7 +123,8 @@ async fn a_task_lost_too_often_is_failed_and_dead_lettered() {
     let id = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let far = q.config().lease.as_millis() as i64 + 1;
     for round in 1..=3 {
         let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks;
@@ -148,18 +151,17 @@ async fn heartbeats_keep_a_lease_alive() {
     let id = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     let before: f64 = redis
         .conn()
         .zscore(q.keys().leases(), id.to_string())
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(
-        q.heartbeat(&[(id, task.token.clone())])
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        q.heartbeat(&[(id, task.token.clone())]).await.unwrap(),
+        (vec![], vec![])
     );
     let after: f64 = redis
         .conn()
@@ -177,11 +179,13 @@ async fn released_tasks_go_back_to_the_front_of_their_queue() {
     let first = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let second = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     assert_eq!(claimed.id, first);
     q.release(&claimed).await.unwrap();
@@ -205,7 +209,8 @@ async fn every_transition_is_appended_to_the_events_stream() {
     let id = q
         .enqueue(&NewTask::new("noop", json!({})), false)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     q.fail(&task, &failure(), Some(now_ms())).await.unwrap();
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
@@ -235,7 +240,7 @@ async fn a_delayed_task_is_promoted_only_when_due() {
     let q = queue(&redis, EngineConfig::default());
     let mut task = NewTask::new("noop", json!({}));
     task.eta = Some(chrono::Utc::now() + Duration::from_millis(400));
-    let id = q.enqueue(&task, false).await.unwrap();
+    let id = q.enqueue(&task, false).await.unwrap().id;
     let claim = q.claim(&queues(), 1, "w").await.unwrap();
     assert!(claim.tasks.is_empty());
     let due = claim
@@ -262,6 +267,8 @@ async fn unknown_task_names_are_refused_unless_registered() {
         concurrency: 1,
         started_at: now_ms(),
         task_names: vec!["transcode".into()],
+        task_defaults: vec![],
+        rate_limits: vec![],
     };
     q.register_worker(&info, Duration::from_secs(5))
         .await

@@ -1,49 +1,69 @@
---[[ claim: promote due delayed tasks, then take up to N ready tasks under a lease.
-  KEYS[1] leases ZSET    KEYS[2] events STREAM  KEYS[3] seq STRING
-  then per queue: KEYS[3i+1] queue ZSET, KEYS[3i+2] delayed ZSET, KEYS[3i+3] wake ZSET
-  ARGV[1] now_ms         ARGV[2] max tasks      ARGV[3] lease ms       ARGV[4] worker name
-  ARGV[5] lease token base (unique per call)    ARGV[6] task key prefix
-  ARGV[7] events MAXLEN  ARGV[8] max promotions per queue
+--[[ claim: promote due delayed tasks, then lease up to N ready tasks, skipping
+  expired ones (→ REVOKED) and deferring those over their task's rate limit.
+  KEYS[3] leases ZSET   KEYS[4] rate_limits HASH (name → "limit window_ms")
+  then per queue, from KEYS[5]: queue ZSET, delayed ZSET, wake ZSET
+  ARGV[A+1] max tasks   ARGV[A+2] lease ms   ARGV[A+3] worker name
+  ARGV[A+4] lease token base (unique per call)   ARGV[A+5] max promotions per queue
+  ARGV[A+6] rate-limit log key prefix
   Returns: { next due ms of a delayed task or -1,
-             { { id, token, name, args, queue, attempts, retries, max_retries }, ... } }
-  Tasks whose record is gone (expired) or already final are dropped from the queue. ]]
-local now, want, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local worker, token_base, prefix, maxlen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local promote_limit = tonumber(ARGV[8])
+             { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... } } ]]
+local now = ctx.now
+local want, lease_ms, worker = tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
+local token_base, promote_limit, rate_prefix = ARGV[A + 4], tonumber(ARGV[A + 5]), ARGV[A + 6]
 local out = {}
-local next_due = nil
 
-for q = 4, #KEYS, 3 do
+-- True when the task may start now under its name's cluster-wide rate limit
+-- (a sliding window of start times); otherwise it waits in the delayed set.
+local function admit(id, name, delayed_key, token)
+  local limit = rcall('HGET', KEYS[4], name)
+  if not limit then return true end
+  local count, window = string.match(limit, '^(%d+) (%d+)$')
+  count, window = tonumber(count), tonumber(window)
+  local log = rate_prefix .. name
+  rcall('ZREMRANGEBYSCORE', log, '-inf', now - window)
+  if rcall('ZCARD', log) < count then
+    rcall('ZADD', log, now, token)
+    rcall('PEXPIRE', log, window)
+    return true
+  end
+  local oldest = rcall('ZRANGE', log, 0, 0, 'WITHSCORES')
+  rcall('ZADD', delayed_key, tonumber(oldest[2]) + window, id)
+  return false
+end
+
+for q = 5, #KEYS, 3 do
   local queue_key, delayed_key, wake_key = KEYS[q], KEYS[q + 1], KEYS[q + 2]
   local due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
   for _, id in ipairs(due) do
     rcall('ZREM', delayed_key, id)
-    local priority = rcall('HGET', prefix .. id, 'priority')
+    local priority = rcall('HGET', ctx.task .. id, 'priority')
     if priority then
-      rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', KEYS[3])), id)
+      rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', ctx.seq)), id)
     end
   end
-  local first = rcall('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local t = tonumber(first[2])
-    if next_due == nil or t < next_due then next_due = t end
-  end
 
-  while want > 0 do
-    local popped = rcall('ZPOPMIN', queue_key, want)
+  -- Bounded work per call, even when most popped tasks are deferred.
+  local budget = want * 2 + 50
+  while want > 0 and budget > 0 do
+    local popped = rcall('ZPOPMIN', queue_key, math.min(want, budget))
     if #popped == 0 then break end
     for i = 1, #popped, 2 do
+      budget = budget - 1
       local id = popped[i]
-      local key = prefix .. id
-      local status = rcall('HGET', key, 'status')
-      if status and not FINAL[status] then
-        local token = token_base .. ':' .. (#out + 1)
+      local key = ctx.task .. id
+      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at')
+      local token = token_base .. ':' .. (#out + 1)
+      if not f[1] or FINAL[f[1]] then
+        -- the record expired or the task was revoked: drop it
+      elseif f[4] and tonumber(f[4]) < now then
+        finalize(id, key, 'REVOKED', revoked_result('expired'), nil, f[3], 'expired')
+      elseif admit(id, f[2], delayed_key, token) then
         rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now)
         local attempts = rcall('HINCRBY', key, 'attempts', 1)
-        rcall('ZADD', KEYS[1], now + lease_ms, id)
-        local f = rcall('HMGET', key, 'name', 'args', 'queue', 'retries', 'max_retries')
-        emit(KEYS[2], maxlen, 'started', id, f[3], 'STARTED', now)
-        out[#out + 1] = { id, token, f[1], f[2], f[3], attempts, f[4] or '0', f[5] or '0' }
+        rcall('ZADD', KEYS[3], now + lease_ms, id)
+        local t = rcall('HMGET', key, 'args', 'retries', 'max_retries', 'options')
+        emit('started', id, f[3], 'STARTED')
+        out[#out + 1] = { id, token, f[2], t[1], f[3], attempts, t[2] or '0', t[3] or '0', t[4] or '{}' }
         want = want - 1
       end
     end
@@ -54,4 +74,9 @@ for q = 4, #KEYS, 3 do
   end
 end
 
-return { next_due or -1, out }
+local next_due = -1
+for q = 5, #KEYS, 3 do
+  local first = rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
+  if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
+end
+return { next_due, out }

@@ -1,16 +1,17 @@
---[[ complete: STARTED → SUCCESS, only if the caller still holds the lease.
-  KEYS[1] task HASH   KEYS[2] leases ZSET   KEYS[3] events STREAM
-  ARGV[1] task id     ARGV[2] lease token   ARGV[3] now_ms   ARGV[4] result JSON
-  ARGV[5] result TTL ms   ARGV[6] events MAXLEN   ARGV[7] done channel
+--[[ complete: STARTED → SUCCESS (or REVOKED when a cancellation was requested),
+  only if the caller still holds the lease; advances the task's workflow.
+  KEYS[3] task HASH   KEYS[4] leases ZSET
+  ARGV[A+1] task id   ARGV[A+2] lease token   ARGV[A+3] result JSON
   Returns: 1 ok | -1 no such task | -2 not running | -3 lease lost (token mismatch) ]]
-local f = rcall('HMGET', KEYS[1], 'status', 'lease', 'queue')
+local id = ARGV[A + 1]
+local f = rcall('HMGET', KEYS[3], 'status', 'lease', 'queue', 'cancel_requested')
 if not f[1] then return -1 end
 if f[1] ~= 'STARTED' then return -2 end
-if f[2] ~= ARGV[2] then return -3 end
-rcall('HSET', KEYS[1], 'status', 'SUCCESS', 'result', ARGV[4], 'finished_at', ARGV[3])
-rcall('HDEL', KEYS[1], 'lease')
-rcall('ZREM', KEYS[2], ARGV[1])
-rcall('PEXPIRE', KEYS[1], ARGV[5])
-emit(KEYS[3], ARGV[6], 'succeeded', ARGV[1], f[3], 'SUCCESS', ARGV[3])
-rcall('PUBLISH', ARGV[7], 'SUCCESS')
+if f[2] ~= ARGV[A + 2] then return -3 end
+rcall('ZREM', KEYS[4], id)
+if f[4] then
+  finalize(id, KEYS[3], 'REVOKED', revoked_result('cancelled'), nil, f[3], 'revoked')
+else
+  finalize(id, KEYS[3], 'SUCCESS', ARGV[A + 3], nil, f[3], 'succeeded')
+end
 return 1

@@ -1,17 +1,22 @@
---[[ release: hand a claimed task back to its queue (graceful worker shutdown).
-  KEYS[1] task HASH   KEYS[2] leases ZSET   KEYS[3] queue ZSET   KEYS[4] wake ZSET
-  KEYS[5] events STREAM
-  ARGV[1] task id     ARGV[2] lease token   ARGV[3] now_ms       ARGV[4] events MAXLEN
+--[[ release: hand a claimed task back to the front of its queue (graceful worker
+  shutdown); the interrupted attempt is not counted. A task whose cancellation
+  was requested ends REVOKED instead.
+  KEYS[3] task HASH   KEYS[4] leases ZSET
+  ARGV[A+1] task id   ARGV[A+2] lease token
   Returns: 1 released | -1 no such task | -2 not running | -3 lease lost ]]
-local f = rcall('HMGET', KEYS[1], 'status', 'lease', 'queue', 'priority')
+local id = ARGV[A + 1]
+local f = rcall('HMGET', KEYS[3], 'status', 'lease', 'queue', 'priority', 'cancel_requested')
 if not f[1] then return -1 end
 if f[1] ~= 'STARTED' then return -2 end
-if f[2] ~= ARGV[2] then return -3 end
-rcall('HSET', KEYS[1], 'status', 'PENDING')
-rcall('HDEL', KEYS[1], 'lease')
-rcall('HINCRBY', KEYS[1], 'attempts', -1)
-rcall('ZREM', KEYS[2], ARGV[1])
-rcall('ZADD', KEYS[3], ready_score(f[4], 0), ARGV[1])
-rcall('ZADD', KEYS[4], 0, 'w')
-emit(KEYS[5], ARGV[4], 'released', ARGV[1], f[3], 'PENDING', ARGV[3])
+if f[2] ~= ARGV[A + 2] then return -3 end
+rcall('ZREM', KEYS[4], id)
+if f[5] then
+  finalize(id, KEYS[3], 'REVOKED', revoked_result('cancelled'), nil, f[3], 'revoked')
+  return 1
+end
+rcall('HSET', KEYS[3], 'status', 'PENDING')
+rcall('HDEL', KEYS[3], 'lease')
+rcall('HINCRBY', KEYS[3], 'attempts', -1)
+make_ready(id, f[3], f[4], true)
+emit('released', id, f[3], 'PENDING')
 return 1

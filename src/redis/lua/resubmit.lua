@@ -1,0 +1,16 @@
+--[[ resubmit: a FAILURE or REVOKED task goes back to its queue as a new attempt
+  (its earlier errors are kept).
+  KEYS[3] task HASH
+  ARGV[A+1] task id
+  Returns: 1 queued | -1 no such task | -4 not failed or revoked ]]
+local id = ARGV[A + 1]
+local f = rcall('HMGET', KEYS[3], 'status', 'queue', 'priority')
+if not f[1] then return -1 end
+if f[1] ~= 'FAILURE' and f[1] ~= 'REVOKED' then return -4 end
+rcall('HDEL', KEYS[3], 'result', 'traceback', 'finished_at', 'cancel_requested', 'lost_deliveries',
+  'eta', 'expires_at', 'waiting')
+rcall('HSET', KEYS[3], 'status', 'PENDING', 'retries', 0)
+rcall('PERSIST', KEYS[3])
+make_ready(id, f[2], f[3], false)
+emit('resubmitted', id, f[2], 'PENDING')
+return 1
