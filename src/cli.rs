@@ -35,12 +35,7 @@ pub struct CommonArgs {
     #[arg(long, env = "CELERIAC_REDIS_POOL_SIZE", default_value_t = 32)]
     pub redis_pool_size: usize,
     /// Log format.
-    #[arg(
-        long,
-        env = "CELERIAC_LOG_FORMAT",
-        value_enum,
-        default_value = "pretty"
-    )]
+    #[arg(long, env = "CELERIAC_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }
 

@@ -64,10 +64,7 @@ impl RedisConfig {
     /// server: a backend on another server is refused, a different database
     /// number on the same server (the classic `…/0` + `…/1` setup) is tolerated
     /// and the broker's database is used. Returns a warning to log, if any.
-    pub fn check_result_backend(
-        &self,
-        backend: Option<&str>,
-    ) -> Result<Option<String>, ConfigError> {
+    pub fn check_result_backend(&self, backend: Option<&str>) -> Result<Option<String>, ConfigError> {
         let Some(backend) = backend.filter(|b| !b.is_empty() && *b != self.url) else {
             return Ok(None);
         };
@@ -289,10 +286,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:s3cret@redis:6379/0"),
-            "redis://:***@redis:6379/0"
-        );
+        assert_eq!(redact_url("redis://:s3cret@redis:6379/0"), "redis://:***@redis:6379/0");
         assert_eq!(redact_url("redis://u:p@h"), "redis://u:***@h");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
         let dbg = format!("{:?}", RedisConfig::new("redis://:s3cret@h:1"));
@@ -313,10 +307,7 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        assert!(
-            cfg.check_result_backend(Some("redis://10.0.0.9:6379/0"))
-                .is_err()
-        );
+        assert!(cfg.check_result_backend(Some("redis://10.0.0.9:6379/0")).is_err());
     }
 
     #[test]

@@ -239,11 +239,7 @@ impl Queue {
 
     /// Reads a task record; `None` when it does not exist (or expired).
     pub async fn get(&self, id: &Uuid) -> Result<Option<TaskRecord>> {
-        let hash: HashMap<String, String> = self
-            .conn()
-            .await?
-            .hgetall(self.keys.task(&id.to_string()))
-            .await?;
+        let hash: HashMap<String, String> = self.conn().await?.hgetall(self.keys.task(&id.to_string())).await?;
         if hash.is_empty() {
             return Ok(None);
         }
@@ -294,17 +290,9 @@ impl Queue {
         if held.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let pairs: Vec<(String, String)> = held
-            .iter()
-            .map(|(id, t)| (id.to_string(), t.clone()))
-            .collect();
-        let (lost, cancelled) = scripts::heartbeat(
-            &mut self.conn().await?,
-            &self.ctx(),
-            self.lease_ms(),
-            &pairs,
-        )
-        .await?;
+        let pairs: Vec<(String, String)> = held.iter().map(|(id, t)| (id.to_string(), t.clone())).collect();
+        let (lost, cancelled) =
+            scripts::heartbeat(&mut self.conn().await?, &self.ctx(), self.lease_ms(), &pairs).await?;
         let ids = |v: Vec<String>| v.iter().filter_map(|id| id.parse().ok()).collect();
         Ok((ids(lost), ids(cancelled)))
     }
@@ -324,14 +312,8 @@ impl Queue {
 
     /// Records a failed attempt: a retry at `retry_at_ms`, or a final failure when `None`.
     /// Returns true when a retry was scheduled.
-    pub async fn fail(
-        &self,
-        task: &ClaimedTask,
-        failure: &Failure,
-        retry_at_ms: Option<i64>,
-    ) -> Result<bool> {
-        let error =
-            serde_json::json!({"exc_type": failure.exc_type, "exc_message": failure.message});
+    pub async fn fail(&self, task: &ClaimedTask, failure: &Failure, retry_at_ms: Option<i64>) -> Result<bool> {
+        let error = serde_json::json!({"exc_type": failure.exc_type, "exc_message": failure.message});
         let args = FailArgs {
             id: &task.id.to_string(),
             token: &task.token,
@@ -352,14 +334,7 @@ impl Queue {
     /// Records the progress of a running task (JSON), under its lease.
     pub async fn progress(&self, task_id: &Uuid, token: &str, progress: &Value) -> Result<()> {
         let id = task_id.to_string();
-        scripts::progress(
-            &mut self.conn().await?,
-            &self.ctx(),
-            &id,
-            token,
-            &progress.to_string(),
-        )
-        .await
+        scripts::progress(&mut self.conn().await?, &self.ctx(), &id, token, &progress.to_string()).await
     }
 
     /// Returns tasks with expired leases to their queues; returns (requeued, dead-lettered).
@@ -380,13 +355,8 @@ impl Queue {
 
     /// Cancels a task. `Err(Conflict)` when it is already final, `Err(NotFound)` when unknown.
     pub async fn cancel(&self, id: &Uuid) -> Result<Cancel> {
-        let revoked =
-            scripts::cancel(&mut self.conn().await?, &self.ctx(), &id.to_string()).await?;
-        Ok(if revoked {
-            Cancel::Revoked
-        } else {
-            Cancel::Requested
-        })
+        let revoked = scripts::cancel(&mut self.conn().await?, &self.ctx(), &id.to_string()).await?;
+        Ok(if revoked { Cancel::Revoked } else { Cancel::Requested })
     }
 
     /// Queues a FAILURE or REVOKED task again. `Err(Conflict)` in any other state.
@@ -428,10 +398,7 @@ impl Queue {
             callback.is_some(),
         )
         .await?;
-        let ids = all
-            .iter()
-            .map(|(tid, _)| parse_id(tid))
-            .collect::<Result<Vec<_>>>()?;
+        let ids = all.iter().map(|(tid, _)| parse_id(tid)).collect::<Result<Vec<_>>>()?;
         let (task_ids, callback_id) = match callback {
             Some(_) => (ids[..ids.len() - 1].to_vec(), ids.last().copied()),
             None => (ids, None),
@@ -445,11 +412,7 @@ impl Queue {
 
     /// Reads a workflow; `None` when unknown or expired.
     pub async fn get_workflow(&self, id: &Uuid) -> Result<Option<WorkflowRecord>> {
-        let mut h: HashMap<String, String> = self
-            .conn()
-            .await?
-            .hgetall(self.keys.workflow(&id.to_string()))
-            .await?;
+        let mut h: HashMap<String, String> = self.conn().await?.hgetall(self.keys.workflow(&id.to_string())).await?;
         if h.is_empty() {
             return Ok(None);
         }
@@ -462,9 +425,7 @@ impl Queue {
             .get("status")
             .and_then(|s| TaskStatus::parse(s))
             .ok_or_else(|| corrupt("status"))?;
-        let num = |h: &HashMap<String, String>, k: &str| {
-            h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u32)
-        };
+        let num = |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u32);
         let (total, done, failed) = (num(&h, "total"), num(&h, "done"), num(&h, "failed"));
         let task_ids: Vec<Uuid> = h
             .get("tasks")
@@ -478,11 +439,9 @@ impl Queue {
                 .unwrap_or(Value::Null)
         };
         let result = match kind {
-            WorkflowKind::Group if status != TaskStatus::Started => Value::Array(
-                (0..total)
-                    .map(|i| json(h.remove(&format!("r:{i}"))))
-                    .collect(),
-            ),
+            WorkflowKind::Group if status != TaskStatus::Started => {
+                Value::Array((0..total).map(|i| json(h.remove(&format!("r:{i}")))).collect())
+            }
             _ => json(h.remove("result")),
         };
         let time = |v: Option<&String>| {
@@ -533,8 +492,7 @@ impl Queue {
             pipe.sadd(k.task_names(), &w.task_names).ignore();
         }
         if !w.task_defaults.is_empty() {
-            pipe.hset_multiple(k.task_defaults(), &w.task_defaults)
-                .ignore();
+            pipe.hset_multiple(k.task_defaults(), &w.task_defaults).ignore();
         }
         if !w.rate_limits.is_empty() {
             let limits: Vec<(&str, String)> = w
@@ -594,17 +552,11 @@ impl Queue {
 }
 
 fn parse_id(id: &str) -> Result<Uuid> {
-    id.parse()
-        .map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))
+    id.parse().map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))
 }
 
 /// The record fields and options of a new task, as the scripts take them.
-fn task_spec<'a>(
-    id: &'a str,
-    task: &'a NewTask,
-    now_ms: i64,
-    require_registered: bool,
-) -> TaskSpec<'a> {
+fn task_spec<'a>(id: &'a str, task: &'a NewTask, now_ms: i64, require_registered: bool) -> TaskSpec<'a> {
     let mut record = serde_json::json!({
         "id": id,
         "name": task.name,

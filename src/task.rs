@@ -230,9 +230,7 @@ impl TaskRecord {
                 .and_then(DateTime::from_timestamp_millis)
         };
         let num = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
-        let id = take("id")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt("id"))?;
+        let id = take("id").and_then(|s| s.parse().ok()).ok_or_else(|| corrupt("id"))?;
         let status = take("status")
             .as_deref()
             .and_then(TaskStatus::parse)
@@ -294,18 +292,11 @@ impl std::str::FromStr for RateLimit {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "invalid rate limit {s:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s"
-            )
-        };
+        let bad = || format!("invalid rate limit {s:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s");
         let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
         let per = per.trim();
-        let (amount, unit) = per.split_at(
-            per.find(|c: char| c.is_ascii_alphabetic())
-                .ok_or_else(bad)?,
-        );
+        let (amount, unit) = per.split_at(per.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
         let amount: u64 = if amount.is_empty() {
             1
         } else {

@@ -98,10 +98,7 @@ impl ApiError {
 
     /// 413.
     pub fn too_large(limit: usize) -> Self {
-        Self::PayloadTooLarge(body(
-            "payload_too_large",
-            format!("request body exceeds {limit} bytes"),
-        ))
+        Self::PayloadTooLarge(body("payload_too_large", format!("request body exceeds {limit} bytes")))
     }
 
     /// Turns this error into a `poem::Error` (for extractors), keeping the JSON body.
@@ -115,10 +112,7 @@ impl From<QueueError> for ApiError {
         match e {
             e if e.is_unavailable() => {
                 tracing::warn!(error.cause_chain = ?e, "redis unavailable");
-                Self::Unavailable(body(
-                    "redis_unavailable",
-                    "redis is unreachable, retry later",
-                ))
+                Self::Unavailable(body("redis_unavailable", "redis is unreachable, retry later"))
             }
             QueueError::NotFound => Self::NotFound(body("not_found", "no such task")),
             e => {

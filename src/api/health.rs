@@ -66,8 +66,7 @@ pub async fn probe(url: &str, timeout: Duration) -> bool {
         .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut head = vec![0; 32];
         let n = stream.read(&mut head).await.ok()?;

@@ -89,25 +89,18 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
             Keys::new(&cfg.redis.namespace),
             cfg.engine.clone(),
         ),
-        notifier: Notifier::new(
-            redis::Client::open(cfg.redis.url.as_str())?,
-            cfg.redis.connect_timeout,
-        ),
+        notifier: Notifier::new(redis::Client::open(cfg.redis.url.as_str())?, cfg.redis.connect_timeout),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
     };
     let apis = (
-        tasks::TasksApi {
-            state: state.clone(),
-        },
-        queues::QueuesApi {
-            state: state.clone(),
-        },
+        tasks::TasksApi { state: state.clone() },
+        workflows::WorkflowsApi { state: state.clone() },
+        queues::QueuesApi { state: state.clone() },
         health::HealthApi { state },
     );
-    let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION")).description(
-        "A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.",
-    );
+    let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
+        .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Ok(Route::new()

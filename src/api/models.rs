@@ -340,20 +340,15 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let limit = request.data::<BodyLimit>().map_or(1024 * 1024, |l| l.0);
-        let bytes = body
-            .take()?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|e| match e {
-                ReadBodyError::PayloadTooLarge => ApiError::too_large(limit).into_poem(),
-                e => ApiError::bad_request("bad_body", e.to_string()).into_poem(),
-            })?;
+        let bytes = body.take()?.into_bytes_limit(limit).await.map_err(|e| match e {
+            ReadBodyError::PayloadTooLarge => ApiError::too_large(limit).into_poem(),
+            e => ApiError::bad_request("bad_body", e.to_string()).into_poem(),
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("bad_json", format!("body is not valid JSON: {e}")).into_poem()
-        })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("bad_json", format!("body is not valid JSON: {e}")).into_poem())?;
         if value.is_null() {
             return Ok(Self(None));
         }

@@ -26,8 +26,7 @@ impl QueuesApi {
         /// Queue name.
         name: Path<String>,
     ) -> Result<Json<QueueView>, ApiError> {
-        validate_name("queue", &name.0)
-            .map_err(|e| ApiError::bad_request("invalid_queue", e.to_string()))?;
+        validate_name("queue", &name.0).map_err(|e| ApiError::bad_request("invalid_queue", e.to_string()))?;
         Ok(Json(self.state.queue.queue_stats(&name.0).await?.into()))
     }
 }

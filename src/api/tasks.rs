@@ -84,7 +84,7 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "post")]
     async fn create(&self, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
         let task = match body.0 {
-            Some(req) => new_task(&self.state, req, false)?,
+            Some(req) => new_task(&self.state, req, Placement::Alone)?,
             None => {
                 let mut rng = rand::rng();
                 NewTask::new(
@@ -131,14 +131,7 @@ impl TasksApi {
         let id = parse_id(&task_id.0)?;
         let queue = &self.state.queue;
         let channel = queue.keys().done_channel(&task_id.0);
-        let record = wait_final(
-            &self.state,
-            channel,
-            wait.0,
-            || queue.get(&id),
-            |r| r.status.is_final(),
-        )
-        .await?;
+        let record = wait_final(&self.state, channel, wait.0, || queue.get(&id), |r| r.status.is_final()).await?;
         match record {
             Some(r) => Ok(GetTaskResponse::Ok(Json(r.into()))),
             None => Err(ApiError::task_not_found(&task_id.0)),
@@ -224,34 +217,40 @@ fn control_error(e: QueueError, raw: &str) -> ApiError {
     }
 }
 
+/// Where a task stands, which decides what can be checked up front.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// An ordinary task.
+    Alone,
+    /// A workflow task started with its own arguments (scheduling options do not apply).
+    Workflow,
+    /// A workflow task fed the previous step's result: its arguments are only
+    /// complete at run time, and absent arguments become that result.
+    WorkflowFed,
+}
+
 /// Turns a request into a task, checking everything that can be checked
-/// without Redis. `in_workflow`: scheduling options do not apply.
-pub(crate) fn new_task(
-    state: &AppState,
-    req: NewTaskRequest,
-    in_workflow: bool,
-) -> Result<NewTask, ApiError> {
+/// without Redis.
+pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placement) -> Result<NewTask, ApiError> {
+    let in_workflow = placement != Placement::Alone;
     let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
     let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
     validate_name("queue", &queue).map_err(|e| invalid("invalid_queue", e.to_string()))?;
     if req.name.is_empty() || req.name.len() > 256 {
-        return Err(invalid(
-            "invalid_name",
-            "name must be 1 to 256 characters".into(),
-        ));
+        return Err(invalid("invalid_name", "name must be 1 to 256 characters".into()));
     }
-    let args = req.args.unwrap_or_else(|| json!({}));
-    if let Some(Err(e)) = state.builtins.validate(&req.name, &args) {
-        return Err(invalid(
-            "invalid_args",
-            format!("bad args for {:?}: {e}", req.name),
-        ));
+    let args = match req.args {
+        Some(args) => args,
+        None if placement == Placement::WorkflowFed => Value::Null,
+        None => json!({}),
+    };
+    if placement != Placement::WorkflowFed
+        && let Some(Err(e)) = state.builtins.validate(&req.name, &args)
+    {
+        return Err(invalid("invalid_args", format!("bad args for {:?}: {e}", req.name)));
     }
     if in_workflow
-        && (req.countdown.is_some()
-            || req.eta.is_some()
-            || req.expires.is_some()
-            || req.idempotency_key.is_some())
+        && (req.countdown.is_some() || req.eta.is_some() || req.expires.is_some() || req.idempotency_key.is_some())
     {
         return Err(invalid(
             "invalid_workflow",
@@ -260,20 +259,14 @@ pub(crate) fn new_task(
     }
     let eta = match (req.countdown, req.eta) {
         (Some(_), Some(_)) => {
-            return Err(invalid(
-                "invalid_eta",
-                "give countdown or eta, not both".into(),
-            ));
+            return Err(invalid("invalid_eta", "give countdown or eta, not both".into()));
         }
         (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
         (None, eta) => eta,
     };
     let expires_at = match req.expires {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 31_536_000.0)
-        {
+        Some(Value::Number(n)) => match n.as_f64().filter(|s| s.is_finite() && *s >= 0.0 && *s <= 31_536_000.0) {
             Some(secs) => Some(Utc::now() + Duration::from_secs_f64(secs)),
             None => {
                 return Err(invalid(

@@ -7,7 +7,7 @@ use super::{
     AppState, Tag,
     error::ApiError,
     models::{JsonBody, WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView},
-    tasks::{new_task, wait_final},
+    tasks::{Placement, new_task, wait_final},
 };
 use crate::{error::QueueError, queue::WorkflowKind};
 
@@ -21,10 +21,7 @@ pub struct WorkflowsApi {
 pub enum CreateWorkflowResponse {
     /// Accepted: its first tasks are queued.
     #[oai(status = 202)]
-    Accepted(
-        Json<WorkflowCreatedView>,
-        #[oai(header = "Location")] String,
-    ),
+    Accepted(Json<WorkflowCreatedView>, #[oai(header = "Location")] String),
 }
 
 /// `GET /workflows/{workflow_id}` answers.
@@ -46,15 +43,9 @@ impl WorkflowsApi {
     /// `callback` receives the list of results. Every task is an ordinary task
     /// at `GET /tasks/{id}`; finishing tasks advance the workflow inside Redis.
     #[oai(path = "/workflows", method = "post")]
-    async fn create(
-        &self,
-        body: JsonBody<WorkflowRequest>,
-    ) -> Result<CreateWorkflowResponse, ApiError> {
+    async fn create(&self, body: JsonBody<WorkflowRequest>) -> Result<CreateWorkflowResponse, ApiError> {
         let Some(req) = body.0 else {
-            return Err(ApiError::unprocessable(
-                "invalid_workflow",
-                "a workflow needs a body",
-            ));
+            return Err(ApiError::unprocessable("invalid_workflow", "a workflow needs a body"));
         };
         let kind = match req.kind {
             WorkflowType::Chain => WorkflowKind::Chain,
@@ -67,14 +58,27 @@ impl WorkflowsApi {
                 "a chord needs a callback, and only a chord has one",
             ));
         }
+        // In a chain every task but the first is fed the previous result.
         let tasks = req
             .tasks
             .into_iter()
-            .map(|t| new_task(&self.state, t, true))
+            .enumerate()
+            .map(|(i, t)| {
+                let fed = kind == WorkflowKind::Chain && i > 0;
+                new_task(
+                    &self.state,
+                    t,
+                    if fed {
+                        Placement::WorkflowFed
+                    } else {
+                        Placement::Workflow
+                    },
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let callback = req
             .callback
-            .map(|c| new_task(&self.state, c, true))
+            .map(|c| new_task(&self.state, c, Placement::WorkflowFed))
             .transpose()?;
         let created = self
             .state

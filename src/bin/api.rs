@@ -60,9 +60,9 @@ struct ServeArgs {
 fn port(flag: Option<u16>) -> anyhow::Result<u16> {
     match flag {
         Some(p) => Ok(p),
-        None => first_env(&["PORT0", "PORT"]).map_or(Ok(8000), |p| {
-            p.parse().context("PORT0/PORT is not a port number")
-        }),
+        None => {
+            first_env(&["PORT0", "PORT"]).map_or(Ok(8000), |p| p.parse().context("PORT0/PORT is not a port number"))
+        }
     }
 }
 
@@ -71,13 +71,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck { url }) = cli.command {
         let url = url.unwrap_or(format!("http://127.0.0.1:{}/healthz", port(None)?));
-        std::process::exit(
-            if celeriac::api::health::probe(&url, Duration::from_secs(3)).await {
-                0
-            } else {
-                1
-            },
-        );
+        std::process::exit(if celeriac::api::health::probe(&url, Duration::from_secs(3)).await {
+            0
+        } else {
+            1
+        });
     }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");

@@ -16,12 +16,7 @@ use clap::Parser;
 #[command(name = "celeriac-worker", version, about = "celeriac worker")]
 struct Args {
     /// Queues to consume, comma-separated, in order of preference.
-    #[arg(
-        long,
-        env = "CELERIAC_QUEUES",
-        value_delimiter = ',',
-        default_value = "default"
-    )]
+    #[arg(long, env = "CELERIAC_QUEUES", value_delimiter = ',', default_value = "default")]
     queues: Vec<String>,
     /// Tasks run at once (default: number of CPUs).
     #[arg(long, env = "CELERIAC_CONCURRENCY")]
@@ -75,9 +70,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.grace = Duration::from_secs(args.grace);
     cfg.cancel_grace = Duration::from_secs(args.cancel_grace);
     cfg.rate_limits = args.rate_limits;
-    cfg.health_addr = args
-        .health_port
-        .map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    cfg.health_addr = args.health_port.map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
     let details = worker::run(cfg, Registry::with_builtins(), shutdown::token_on_signal()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     Ok(())

@@ -131,9 +131,7 @@ impl Notifier {
         let connect = self.inner.client.get_async_pubsub();
         let pubsub = tokio::time::timeout(self.inner.connect_timeout, connect)
             .await
-            .map_err(|_| {
-                redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
-            })??;
+            .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
         let (sink, mut stream) = pubsub.split();
         *guard = Some(sink.clone());
         let inner = self.inner.clone();

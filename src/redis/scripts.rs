@@ -112,11 +112,7 @@ pub enum Enqueued {
 }
 
 /// Runs `enqueue.lua`.
-pub async fn enqueue(
-    conn: &mut impl ConnectionLike,
-    ctx: &Ctx<'_>,
-    a: &EnqueueArgs<'_>,
-) -> Result<Enqueued> {
+pub async fn enqueue(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &EnqueueArgs<'_>) -> Result<Enqueued> {
     let k = ctx.keys;
     let t = &a.task;
     let task_key = k.task(t.id);
@@ -129,10 +125,7 @@ pub async fn enqueue(
         .key(k.task_names())
         .key(k.task_defaults())
         .key(a.parent.map_or_else(|| task_key.clone(), |p| k.task(p)))
-        .key(
-            a.idempotency_key
-                .map_or_else(|| task_key.clone(), |i| k.idempotency(i)),
-        )
+        .key(a.idempotency_key.map_or_else(|| task_key.clone(), |i| k.idempotency(i)))
         .arg(t.id)
         .arg(&t.record_json)
         .arg(&t.options_json)
@@ -161,17 +154,7 @@ fn flag(on: bool) -> &'static str {
 
 /// One claimed task as the script returns it:
 /// id, token, name, args, queue, attempts, retries, max_retries, options.
-pub type ClaimedRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    u32,
-    u32,
-    u32,
-    String,
-);
+pub type ClaimedRow = (String, String, String, String, String, u32, u32, u32, String);
 
 /// Runs `claim.lua`: returns the next due time of a delayed task (or -1) and the claimed rows.
 pub async fn claim(
@@ -264,17 +247,9 @@ pub async fn fail(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &FailArgs<'_
 }
 
 /// Runs `release.lua` (hand a claimed task back on shutdown).
-pub async fn release(
-    conn: &mut impl ConnectionLike,
-    ctx: &Ctx<'_>,
-    id: &str,
-    token: &str,
-) -> Result<()> {
+pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str) -> Result<()> {
     let mut inv = ctx.invocation(&RELEASE);
-    inv.key(ctx.keys.task(id))
-        .key(ctx.keys.leases())
-        .arg(id)
-        .arg(token);
+    inv.key(ctx.keys.task(id)).key(ctx.keys.leases()).arg(id).arg(token);
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
 }
 
@@ -297,9 +272,7 @@ pub async fn reap(
 /// when it is running and its worker was asked to stop.
 pub async fn cancel(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<bool> {
     let mut inv = ctx.invocation(&CANCEL);
-    inv.key(ctx.keys.task(id))
-        .arg(id)
-        .arg(ctx.keys.cancel_channel());
+    inv.key(ctx.keys.task(id)).arg(id).arg(ctx.keys.cancel_channel());
     final_code(inv.invoke_async(conn).await?).map(|c| c == 1)
 }
 
@@ -326,10 +299,7 @@ pub async fn progress(
     progress_json: &str,
 ) -> Result<()> {
     let mut inv = ctx.invocation(&PROGRESS);
-    inv.key(ctx.keys.task(id))
-        .arg(id)
-        .arg(token)
-        .arg(progress_json);
+    inv.key(ctx.keys.task(id)).arg(id).arg(token).arg(progress_json);
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
 }
 

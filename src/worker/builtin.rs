@@ -36,22 +36,20 @@ fn default_fail_message() -> String {
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register("add", |_ctx: TaskContext, args: AddArgs| async move {
-        add(args)
-    })
-    .register("noop", |_ctx: TaskContext, _args: IgnoredAny| async {
-        Ok::<_, TaskError>(Value::Null)
-    })
-    .register("echo", |_ctx: TaskContext, args: Value| async move {
-        Ok::<_, TaskError>(args)
-    })
-    .register("sleep", |ctx: TaskContext, args: SleepArgs| async move {
-        sleep(ctx, args.seconds).await
-    })
-    .register("fail", |_ctx: TaskContext, args: FailArgs| async move {
-        let cause = anyhow::anyhow!("{}", args.message).context("the fail task raised on purpose");
-        Err::<Value, _>(TaskError::new("TaskFailed", cause))
-    });
+    r.register("add", |_ctx: TaskContext, args: AddArgs| async move { add(args) })
+        .register("noop", |_ctx: TaskContext, _args: IgnoredAny| async {
+            Ok::<_, TaskError>(Value::Null)
+        })
+        .register("echo", |_ctx: TaskContext, args: Value| async move {
+            Ok::<_, TaskError>(args)
+        })
+        .register("sleep", |ctx: TaskContext, args: SleepArgs| async move {
+            sleep(ctx, args.seconds).await
+        })
+        .register("fail", |_ctx: TaskContext, args: FailArgs| async move {
+            let cause = anyhow::anyhow!("{}", args.message).context("the fail task raised on purpose");
+            Err::<Value, _>(TaskError::new("TaskFailed", cause))
+        });
 }
 
 fn add(args: AddArgs) -> Result<Value, TaskError> {
@@ -62,12 +60,9 @@ fn add(args: AddArgs) -> Result<Value, TaskError> {
         return Ok(Value::from(sum));
     }
     let sum = x.as_f64().unwrap_or(f64::NAN) + y.as_f64().unwrap_or(f64::NAN);
-    Number::from_f64(sum).map(Value::Number).ok_or_else(|| {
-        TaskError::fatal(
-            "ArithmeticError",
-            anyhow::anyhow!("{x} + {y} is not a finite number"),
-        )
-    })
+    Number::from_f64(sum)
+        .map(Value::Number)
+        .ok_or_else(|| TaskError::fatal("ArithmeticError", anyhow::anyhow!("{x} + {y} is not a finite number")))
 }
 
 async fn sleep(ctx: TaskContext, seconds: f64) -> Result<Value, TaskError> {

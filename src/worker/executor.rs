@@ -118,10 +118,7 @@ async fn record(queue: &Queue, task: &ClaimedTask, result: TaskResult) -> Outcom
     let mut delay = Duration::from_millis(50);
     loop {
         let recorded = match &result {
-            Ok(value) => queue
-                .complete(task, value)
-                .await
-                .map(|()| Outcome::Succeeded),
+            Ok(value) => queue.complete(task, value).await.map(|()| Outcome::Succeeded),
             Err(error) => {
                 let retry_at = retry_at_ms(task, error);
                 let failure = Failure {
@@ -129,13 +126,10 @@ async fn record(queue: &Queue, task: &ClaimedTask, result: TaskResult) -> Outcom
                     message: error.message(),
                     traceback: error.traceback(),
                 };
-                queue.fail(task, &failure, retry_at).await.map(|retrying| {
-                    if retrying {
-                        Outcome::Retrying
-                    } else {
-                        Outcome::Failed
-                    }
-                })
+                queue
+                    .fail(task, &failure, retry_at)
+                    .await
+                    .map(|retrying| if retrying { Outcome::Retrying } else { Outcome::Failed })
             }
         };
         match recorded {

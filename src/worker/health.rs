@@ -9,9 +9,7 @@ use std::{
     time::Duration,
 };
 
-use poem::{
-    EndpointExt, Route, Server, get, handler, http::StatusCode, listener::TcpAcceptor, web::Data,
-};
+use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode, listener::TcpAcceptor, web::Data};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +56,8 @@ fn healthz(beat: Data<&Heartbeat>) -> (StatusCode, poem::web::Json<serde_json::V
             poem::web::Json(json!({"status": "ok", "last_loop_ms_ago": age})),
         )
     } else {
-        let error = json!({"error": {"code": "stalled", "message": format!("consume loop has not turned for {age} ms")}});
+        let error =
+            json!({"error": {"code": "stalled", "message": format!("consume loop has not turned for {age} ms")}});
         (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
     }
 }
@@ -68,8 +67,7 @@ async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json:
     match tokio::time::timeout(Duration::from_secs(2), queue.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, poem::web::Json(json!({"status": "ready"}))),
         _ => {
-            let error =
-                json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
+            let error = json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
             (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
         }
     }
@@ -88,10 +86,6 @@ pub async fn serve(
         .data(beat)
         .data(queue);
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app,
-            shutdown.cancelled_owned(),
-            Some(Duration::from_secs(1)),
-        )
+        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))
         .await
 }

@@ -88,12 +88,7 @@ pub async fn run(
             .into_acceptor()
             .await
             .map_err(WorkerError::Health)?;
-        tokio::spawn(health::serve(
-            acceptor,
-            beat.clone(),
-            queue.clone(),
-            background.clone(),
-        ));
+        tokio::spawn(health::serve(acceptor, beat.clone(), queue.clone(), background.clone()));
     }
     let in_flight: InFlightMap = Arc::default();
     let mut rate_limits: HashMap<String, RateLimit> = registry.rate_limits().into_iter().collect();
@@ -109,12 +104,7 @@ pub async fn run(
         task_defaults: registry
             .defaults()
             .into_iter()
-            .map(|(name, o)| {
-                (
-                    name,
-                    serde_json::to_string(&o).unwrap_or_else(|_| "{}".to_owned()),
-                )
-            })
+            .map(|(name, o)| (name, serde_json::to_string(&o).unwrap_or_else(|_| "{}".to_owned())))
             .collect(),
         rate_limits: rate_limits
             .into_iter()
@@ -122,10 +112,7 @@ pub async fn run(
             .collect(),
     };
     // Registered before the first claim, so rate limits and defaults hold from the start.
-    if let Err(e) = queue
-        .register_worker(&info, cfg.heartbeat_interval() * 3)
-        .await
-    {
+    if let Err(e) = queue.register_worker(&info, cfg.heartbeat_interval() * 3).await {
         tracing::warn!(error.message = %e, "worker registration failed; retrying with the heartbeat");
     }
     tokio::spawn(cancel_listener(
@@ -141,25 +128,16 @@ pub async fn run(
         cfg.heartbeat_interval(),
         background.clone(),
     ));
-    tokio::spawn(reaper_loop(
-        queue.clone(),
-        cfg.reap_interval(),
-        background.clone(),
-    ));
+    tokio::spawn(reaper_loop(queue.clone(), cfg.reap_interval(), background.clone()));
     tracing::info!(worker = %cfg.name, queues = ?cfg.queues, concurrency = cfg.concurrency, tasks = ?registry.names(), "worker started");
 
     let tracker = TaskTracker::new();
-    consume_loop(
-        &cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown,
-    )
-    .await?;
+    consume_loop(&cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown).await?;
 
     tracker.close();
     let running = tracker.len();
     tracing::info!(running, grace = ?cfg.grace, "stopped claiming, waiting for running tasks");
-    let drained = tokio::time::timeout(cfg.grace, tracker.wait())
-        .await
-        .is_ok();
+    let drained = tokio::time::timeout(cfg.grace, tracker.wait()).await.is_ok();
     let leftovers: Vec<InFlight> = in_flight
         .lock()
         .expect("in-flight lock")
@@ -338,12 +316,7 @@ async fn reaper_loop(queue: Queue, every: Duration, stop: CancellationToken) {
 
 /// Revokes running tasks as soon as they are cancelled through the API
 /// (the heartbeat catches any message missed while disconnected).
-async fn cancel_listener(
-    client: redis::Client,
-    channel: String,
-    in_flight: InFlightMap,
-    stop: CancellationToken,
-) {
+async fn cancel_listener(client: redis::Client, channel: String, in_flight: InFlightMap, stop: CancellationToken) {
     use futures_util::StreamExt;
     let mut backoff = Backoff::default();
     while !stop.is_cancelled() {

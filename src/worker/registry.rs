@@ -62,16 +62,9 @@ impl TaskContext {
     }
 
     /// Reports progress; `GET /tasks/{id}` shows it and the events stream carries it.
-    pub async fn progress(
-        &self,
-        current: u64,
-        total: u64,
-        message: impl Into<String>,
-    ) -> Result<(), QueueError> {
+    pub async fn progress(&self, current: u64, total: u64, message: impl Into<String>) -> Result<(), QueueError> {
         let progress = json!({"current": current, "total": total, "message": message.into()});
-        self.queue
-            .progress(&self.task_id, &self.token, &progress)
-            .await
+        self.queue.progress(&self.task_id, &self.token, &progress).await
     }
 
     /// Enqueues a child task: it gets this task as `parent_id`, and this task's
@@ -235,8 +228,7 @@ impl Registry {
         let call: Handler = Arc::new(move |ctx, args| {
             let handler = handler.clone();
             Box::pin(async move {
-                let args: A = serde_json::from_value(args)
-                    .map_err(|e| TaskError::fatal("InvalidArguments", e))?;
+                let args: A = serde_json::from_value(args).map_err(|e| TaskError::fatal("InvalidArguments", e))?;
                 let value = handler(ctx, args).await?;
                 serde_json::to_value(value).map_err(|e| TaskError::fatal("UnserializableResult", e))
             })

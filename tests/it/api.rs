@@ -23,10 +23,7 @@ async fn the_classic_curl_flow_adds_two_random_numbers() {
 
     let task = api.wait_task(id, 10).await;
     assert_eq!(task["status"], "SUCCESS", "{task}");
-    let (x, y) = (
-        task["args"]["x"].as_i64().unwrap(),
-        task["args"]["y"].as_i64().unwrap(),
-    );
+    let (x, y) = (task["args"]["x"].as_i64().unwrap(), task["args"]["y"].as_i64().unwrap());
     assert!((0..=100).contains(&x) && (0..=100).contains(&y));
     assert_eq!(task["result"], x + y);
     assert_eq!(task["traceback"], Value::Null);
@@ -52,15 +49,10 @@ async fn named_tasks_run_with_their_arguments() {
         .enqueue(json!({"name": "echo", "args": {"hello": ["world", 1]}}))
         .await;
     let noop = api.enqueue(json!({"name": "noop"})).await;
-    let fail = api
-        .enqueue(json!({"name": "fail", "args": {"message": "boom"}}))
-        .await;
+    let fail = api.enqueue(json!({"name": "fail", "args": {"message": "boom"}})).await;
 
     assert_eq!(api.wait_task(&add, 10).await["result"], 42);
-    assert_eq!(
-        api.wait_task(&echo, 10).await["result"],
-        json!({"hello": ["world", 1]})
-    );
+    assert_eq!(api.wait_task(&echo, 10).await["result"], json!({"hello": ["world", 1]}));
     let noop = api.wait_task(&noop, 10).await;
     assert_eq!(
         (noop["status"].as_str(), &noop["result"]),
@@ -104,41 +96,13 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
         (b"42", 422, "invalid_task"),
         (b"{}", 422, "invalid_task"),
         (b"{\"name\": [\"noop\"]}", 422, "invalid_task"),
-        (
-            b"{\"name\": \"noop\", \"priority\": 12}",
-            422,
-            "invalid_task",
-        ),
-        (
-            b"{\"name\": \"noop\", \"countdown\": -1}",
-            422,
-            "invalid_task",
-        ),
-        (
-            b"{\"name\": \"noop\", \"eta\": \"tomorrow\"}",
-            422,
-            "invalid_task",
-        ),
-        (
-            b"{\"name\": \"noop\", \"colour\": \"red\"}",
-            422,
-            "invalid_task",
-        ),
-        (
-            b"{\"name\": \"noop\", \"queue\": \"a{b}\"}",
-            422,
-            "invalid_queue",
-        ),
-        (
-            b"{\"name\": \"add\", \"args\": {\"x\": \"one\"}}",
-            422,
-            "invalid_args",
-        ),
-        (
-            b"{\"name\": \"sleep\", \"args\": \"long\"}",
-            422,
-            "invalid_args",
-        ),
+        (b"{\"name\": \"noop\", \"priority\": 12}", 422, "invalid_task"),
+        (b"{\"name\": \"noop\", \"countdown\": -1}", 422, "invalid_task"),
+        (b"{\"name\": \"noop\", \"eta\": \"tomorrow\"}", 422, "invalid_task"),
+        (b"{\"name\": \"noop\", \"colour\": \"red\"}", 422, "invalid_task"),
+        (b"{\"name\": \"noop\", \"queue\": \"a{b}\"}", 422, "invalid_queue"),
+        (b"{\"name\": \"add\", \"args\": {\"x\": \"one\"}}", 422, "invalid_args"),
+        (b"{\"name\": \"sleep\", \"args\": \"long\"}", 422, "invalid_args"),
         (b"{\"name\": \"transcode\"}", 422, "unknown_task"),
     ];
     for (body, status, code) in cases {
@@ -156,11 +120,7 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
             "body {:?}: {json}",
             String::from_utf8_lossy(body)
         );
-        assert!(
-            json["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
 
     // Unknown names list what can be enqueued.
@@ -175,13 +135,7 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
 
     // Over the body limit: 413, whether the length is announced or streamed.
     let big = format!("{{\"name\": \"echo\", \"args\": \"{}\"}}", "x".repeat(2000));
-    let resp = api
-        .http
-        .post(api.url("/tasks"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = api.http.post(api.url("/tasks")).body(big.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["error"]["code"],
@@ -225,9 +179,7 @@ async fn names_registered_by_a_worker_or_allowed_by_the_operator_are_accepted() 
     let lenient = Api::start(&redis.url(), &ns, &["--allow-unknown-tasks"]).await;
 
     assert_eq!(strict.post_task(json!({"name": "transcode"})).await.0, 422);
-    let id = lenient
-        .enqueue(json!({"name": "transcode", "queue": "media"}))
-        .await;
+    let id = lenient.enqueue(json!({"name": "transcode", "queue": "media"})).await;
     assert_eq!(strict.get_task(&id).await.1["status"], "PENDING");
 
     // A custom worker registers its names in Redis; the strict API then accepts them.
@@ -246,9 +198,7 @@ async fn wait_returns_as_soon_as_the_task_finishes() {
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let _worker = Worker::start(&redis.url(), &ns, &[]).await;
 
-    let id = api
-        .enqueue(json!({"name": "sleep", "args": {"seconds": 0.5}}))
-        .await;
+    let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 0.5}})).await;
     let started = Instant::now();
     let task = api.wait_task(&id, 30).await;
     let took = started.elapsed();
@@ -263,9 +213,7 @@ async fn wait_returns_as_soon_as_the_task_finishes() {
     );
 
     // A task that does not finish in time: the wait ends at its limit with the current state.
-    let id = api
-        .enqueue(json!({"name": "sleep", "args": {"seconds": 20}}))
-        .await;
+    let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 20}})).await;
     let started = Instant::now();
     let task = api.wait_task(&id, 1).await;
     let took = started.elapsed();
@@ -324,10 +272,7 @@ async fn countdown_delays_the_start_and_priority_orders_the_queue() {
     let eta = chrono::DateTime::parse_from_rfc3339(t["eta"].as_str().unwrap()).unwrap();
     let started = chrono::DateTime::parse_from_rfc3339(t["started_at"].as_str().unwrap()).unwrap();
     let late = started - eta;
-    assert!(
-        late >= chrono::Duration::zero(),
-        "started {late} before its eta"
-    );
+    assert!(late >= chrono::Duration::zero(), "started {late} before its eta");
     assert!(
         late < chrono::Duration::milliseconds(1000),
         "started {late} after its eta"
@@ -380,10 +325,7 @@ async fn docs_and_openapi_spec_are_served() {
         "/healthz",
         "/readyz",
     ] {
-        assert!(
-            spec["paths"][path].is_object(),
-            "{path} missing from the spec"
-        );
+        assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
     }
     let docs = api.http.get(api.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);

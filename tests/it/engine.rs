@@ -21,33 +21,16 @@ fn queues() -> Vec<String> {
 async fn a_stale_completion_is_rejected_after_the_lease_was_taken_away() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
-    let id = q
-        .enqueue(&NewTask::new("echo", json!(1)), false)
-        .await
-        .unwrap()
-        .id;
+    let id = q.enqueue(&NewTask::new("echo", json!(1)), false).await.unwrap().id;
 
-    let first = q
-        .claim(&queues(), 10, "worker-a")
-        .await
-        .unwrap()
-        .tasks
-        .remove(0);
+    let first = q.claim(&queues(), 10, "worker-a").await.unwrap().tasks.remove(0);
     assert_eq!(first.id, id);
     // Worker A goes silent; past its lease deadline the reaper hands the task back.
     let lease = q.config().lease.as_millis() as i64;
     assert_eq!(q.reap_at(now_ms() + lease + 1).await.unwrap(), (1, 0));
-    assert_eq!(
-        q.get(&id).await.unwrap().unwrap().status,
-        TaskStatus::Pending
-    );
+    assert_eq!(q.get(&id).await.unwrap().unwrap().status, TaskStatus::Pending);
 
-    let second = q
-        .claim(&queues(), 10, "worker-b")
-        .await
-        .unwrap()
-        .tasks
-        .remove(0);
+    let second = q.claim(&queues(), 10, "worker-b").await.unwrap().tasks.remove(0);
     assert_ne!(first.token, second.token);
     assert_eq!(second.attempts, 2);
 
@@ -94,11 +77,7 @@ async fn results_expire_after_the_result_ttl() {
             ..EngineConfig::default()
         },
     );
-    let id = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
+    let id = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     // Running tasks never expire.
     let key = q.keys().task(&id.to_string());
@@ -120,21 +99,13 @@ async fn a_task_lost_too_often_is_failed_and_dead_lettered() {
             ..EngineConfig::default()
         },
     );
-    let id = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
+    let id = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
     let far = q.config().lease.as_millis() as i64 + 1;
     for round in 1..=3 {
         let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks;
         assert_eq!(claimed.len(), 1, "round {round}");
         let reaped = q.reap_at(now_ms() + far).await.unwrap();
-        assert_eq!(
-            reaped,
-            if round < 3 { (1, 0) } else { (0, 1) },
-            "round {round}"
-        );
+        assert_eq!(reaped, if round < 3 { (1, 0) } else { (0, 1) }, "round {round}");
     }
     let record = q.get(&id).await.unwrap().unwrap();
     assert_eq!(record.status, TaskStatus::Failure);
@@ -148,25 +119,15 @@ async fn a_task_lost_too_often_is_failed_and_dead_lettered() {
 async fn heartbeats_keep_a_lease_alive() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
-    let id = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
+    let id = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
-    let before: f64 = redis
-        .conn()
-        .zscore(q.keys().leases(), id.to_string())
-        .unwrap();
+    let before: f64 = redis.conn().zscore(q.keys().leases(), id.to_string()).unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         q.heartbeat(&[(id, task.token.clone())]).await.unwrap(),
         (vec![], vec![])
     );
-    let after: f64 = redis
-        .conn()
-        .zscore(q.keys().leases(), id.to_string())
-        .unwrap();
+    let after: f64 = redis.conn().zscore(q.keys().leases(), id.to_string()).unwrap();
     assert!(after > before);
     // Not yet expired: the reaper leaves it alone.
     assert_eq!(q.reap().await.unwrap(), (0, 0));
@@ -176,16 +137,8 @@ async fn heartbeats_keep_a_lease_alive() {
 async fn released_tasks_go_back_to_the_front_of_their_queue() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
-    let first = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
-    let second = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
+    let first = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
+    let second = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
     let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     assert_eq!(claimed.id, first);
     q.release(&claimed).await.unwrap();
@@ -206,31 +159,20 @@ async fn released_tasks_go_back_to_the_front_of_their_queue() {
 async fn every_transition_is_appended_to_the_events_stream() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
-    let id = q
-        .enqueue(&NewTask::new("noop", json!({})), false)
-        .await
-        .unwrap()
-        .id;
+    let id = q.enqueue(&NewTask::new("noop", json!({})), false).await.unwrap().id;
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     q.fail(&task, &failure(), Some(now_ms())).await.unwrap();
     let task = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
     q.complete(&task, &json!(1)).await.unwrap();
 
-    let entries: redis::streams::StreamRangeReply =
-        redis.conn().xrange_all(q.keys().events()).unwrap();
+    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(q.keys().events()).unwrap();
     let events: Vec<(String, String)> = entries
         .ids
         .iter()
-        .map(|e| {
-            (
-                e.get::<String>("event").unwrap(),
-                e.get::<String>("task_id").unwrap(),
-            )
-        })
+        .map(|e| (e.get::<String>("event").unwrap(), e.get::<String>("task_id").unwrap()))
         .collect();
     let id = id.to_string();
-    let expected = ["enqueued", "started", "retry", "started", "succeeded"]
-        .map(|e| (e.to_owned(), id.clone()));
+    let expected = ["enqueued", "started", "retry", "started", "succeeded"].map(|e| (e.to_owned(), id.clone()));
     assert_eq!(events, expected);
 }
 
@@ -243,9 +185,7 @@ async fn a_delayed_task_is_promoted_only_when_due() {
     let id = q.enqueue(&task, false).await.unwrap().id;
     let claim = q.claim(&queues(), 1, "w").await.unwrap();
     assert!(claim.tasks.is_empty());
-    let due = claim
-        .next_due_ms
-        .expect("the claim reports when the next task is due");
+    let due = claim.next_due_ms.expect("the claim reports when the next task is due");
     assert!(due > now_ms() && due <= now_ms() + 400);
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(q.claim(&queues(), 1, "w").await.unwrap().tasks[0].id, id);
@@ -256,9 +196,7 @@ async fn unknown_task_names_are_refused_unless_registered() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
     let task = NewTask::new("transcode", json!({}));
-    assert!(
-        matches!(q.enqueue(&task, true).await, Err(QueueError::UnknownTaskName(n)) if n == "transcode")
-    );
+    assert!(matches!(q.enqueue(&task, true).await, Err(QueueError::UnknownTaskName(n)) if n == "transcode"));
     let info = celeriac::queue::WorkerInfo {
         name: "custom-1".into(),
         hostname: "h".into(),
@@ -270,14 +208,9 @@ async fn unknown_task_names_are_refused_unless_registered() {
         task_defaults: vec![],
         rate_limits: vec![],
     };
-    q.register_worker(&info, Duration::from_secs(5))
-        .await
-        .unwrap();
+    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
     q.enqueue(&task, true).await.unwrap();
-    assert_eq!(
-        q.registered_task_names().await.unwrap(),
-        vec!["transcode".to_owned()]
-    );
+    assert_eq!(q.registered_task_names().await.unwrap(), vec!["transcode".to_owned()]);
     let ttl: i64 = redis.conn().pttl(q.keys().worker("custom-1")).unwrap();
     assert!(ttl > 0 && ttl <= 5000);
 }

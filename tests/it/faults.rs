@@ -15,9 +15,7 @@ async fn a_task_whose_worker_is_killed_is_completed_by_another_worker() {
     let lease = ["--lease-secs", "2"];
     let victim = Worker::start(&redis.url(), &ns, &lease).await;
 
-    let id = api
-        .enqueue(json!({"name": "sleep", "args": {"seconds": 1.5}}))
-        .await;
+    let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 1.5}})).await;
     let running = api
         .wait_until(&id, Duration::from_secs(10), |t| t["status"] == "STARTED")
         .await;
@@ -31,8 +29,7 @@ async fn a_task_whose_worker_is_killed_is_completed_by_another_worker() {
     assert_eq!(task["attempts"], 2);
 
     // Exactly one final state was ever recorded for it.
-    let entries: redis::streams::StreamRangeReply =
-        redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
     let finals = entries
         .ids
         .iter()
@@ -72,41 +69,15 @@ async fn the_api_answers_503_while_redis_is_down_and_recovers_without_restart() 
         let resp = req.send().await.unwrap();
         let took = started.elapsed();
         assert_eq!(resp.status(), 503, "{method} {path}");
-        assert!(
-            took < Duration::from_millis(2500),
-            "{method} {path} took {took:?}"
-        );
+        assert!(took < Duration::from_millis(2500), "{method} {path} took {took:?}");
         let json: Value = resp.json().await.unwrap();
-        assert_eq!(
-            json["error"]["code"], "redis_unavailable",
-            "{method} {path}"
-        );
+        assert_eq!(json["error"]["code"], "redis_unavailable", "{method} {path}");
     }
-    assert_eq!(
-        api.http
-            .get(api.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(api.http.get(api.url("/healthz")).send().await.unwrap().status(), 200);
     // The worker stays alive (an outage must not get every worker restarted) but not ready.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        reqwest::get(worker.health_url("/healthz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        reqwest::get(worker.health_url("/readyz"))
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(reqwest::get(worker.health_url("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(worker.health_url("/readyz")).await.unwrap().status(), 503);
 
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -115,10 +86,7 @@ async fn the_api_answers_503_while_redis_is_down_and_recovers_without_restart() 
         if status == 202 {
             break body["task_id"].as_str().unwrap().to_owned();
         }
-        assert!(
-            Instant::now() < deadline,
-            "API did not recover: {status} {body}"
-        );
+        assert!(Instant::now() < deadline, "API did not recover: {status} {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // The worker resumed consuming (the classic stack's worker silently stops here).
@@ -128,13 +96,7 @@ async fn the_api_answers_503_while_redis_is_down_and_recovers_without_restart() 
         "SUCCESS",
         "accepted work survived"
     );
-    assert_eq!(
-        reqwest::get(worker.health_url("/readyz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reqwest::get(worker.health_url("/readyz")).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -144,18 +106,14 @@ async fn tasks_accepted_before_a_redis_restart_are_not_lost() {
     let api = Api::start(&redis.url(), &ns, &[]).await;
 
     // Queued while no worker runs, and one running across the restart.
-    let queued: Vec<String> = futures_util::future::join_all(
-        (0..20).map(|i| api.enqueue(json!({"name": "add", "args": [i, i]}))),
-    )
-    .await;
+    let queued: Vec<String> =
+        futures_util::future::join_all((0..20).map(|i| api.enqueue(json!({"name": "add", "args": [i, i]})))).await;
     let _worker = Worker::start(&redis.url(), &ns, &["--concurrency", "1"]).await;
     let running = api
         .enqueue(json!({"name": "sleep", "args": {"seconds": 1}, "priority": 9}))
         .await;
-    api.wait_until(&running, Duration::from_secs(10), |t| {
-        t["status"] == "STARTED"
-    })
-    .await;
+    api.wait_until(&running, Duration::from_secs(10), |t| t["status"] == "STARTED")
+        .await;
 
     redis.restart();
 

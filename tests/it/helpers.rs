@@ -12,11 +12,7 @@ use serde_json::Value;
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A unique namespace, so tests sharing nothing still never collide.
@@ -44,8 +40,7 @@ impl TestRedis {
     }
 
     fn spawn(persistent: bool) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("celeriac-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("celeriac-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut r = Self {
             port: free_port(),
@@ -59,27 +54,17 @@ impl TestRedis {
 
     fn run(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &self.port.to_string(),
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if self.persistent {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
             cmd.args(["--appendonly", "no"]);
         }
-        self.child = Some(
-            cmd.spawn()
-                .expect("redis-server must be installed (see README)"),
-        );
+        self.child = Some(cmd.spawn().expect("redis-server must be installed (see README)"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.ping() {
@@ -105,10 +90,7 @@ impl TestRedis {
 
     /// A blocking connection for assertions.
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 
     /// Kills the server (SIGKILL) and waits for it to be gone.
@@ -160,9 +142,7 @@ impl Proc {
             cmd.env(k, v);
         }
         Self {
-            child: cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}")),
+            child: cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}")),
             name,
         }
     }
@@ -244,13 +224,7 @@ impl Api {
 
     /// POST /tasks with a JSON body; returns (status, body).
     pub async fn post_task(&self, body: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.url("/tasks"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(self.url("/tasks")).json(&body).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -264,16 +238,8 @@ impl Api {
 
     /// GET /tasks/{id}; returns (status, body).
     pub async fn get_task(&self, id: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(self.url(&format!("/tasks/{id}")))
-            .send()
-            .await
-            .unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
+        let resp = self.http.get(self.url(&format!("/tasks/{id}"))).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Long-polls until the task is final (or `secs` pass); returns the record.
@@ -289,12 +255,7 @@ impl Api {
     }
 
     /// Polls until `pred` holds for the task record (for non-final states).
-    pub async fn wait_until(
-        &self,
-        id: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub async fn wait_until(&self, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let (_, body) = self.get_task(id).await;
@@ -368,4 +329,57 @@ pub fn queue(redis: &TestRedis, engine: celeriac::config::EngineConfig) -> celer
         celeriac::redis::keys::Keys::new(&unique_ns()),
         engine,
     )
+}
+
+/// A worker running in the test process (for tasks the worker binary does not ship).
+pub struct InProcessWorker {
+    stop: tokio_util::sync::CancellationToken,
+    handle: Option<tokio::task::JoinHandle<celeriac::worker::StopDetails>>,
+}
+
+impl InProcessWorker {
+    pub fn start(
+        redis_url: &str,
+        ns: &str,
+        registry: celeriac::worker::Registry,
+        configure: impl FnOnce(&mut celeriac::config::WorkerConfig),
+    ) -> Self {
+        let mut redis = celeriac::config::RedisConfig::new(redis_url);
+        redis.namespace = ns.to_owned();
+        let name = format!("inproc-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut cfg = celeriac::config::WorkerConfig::new(redis, name.clone());
+        cfg.concurrency = 4;
+        configure(&mut cfg);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move { celeriac::worker::run(cfg, registry, token).await.unwrap() });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the worker gracefully and returns how it stopped.
+    pub async fn stop(mut self) -> celeriac::worker::StopDetails {
+        self.stop.cancel();
+        self.handle.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The events of one task in the namespace's stream, in order.
+pub fn task_events(redis: &TestRedis, ns: &str, id: &str) -> Vec<String> {
+    use redis::Commands;
+    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    entries
+        .ids
+        .iter()
+        .filter(|e| e.get::<String>("task_id").as_deref() == Some(id))
+        .filter_map(|e| e.get::<String>("event"))
+        .collect()
 }

@@ -5,4 +5,6 @@ mod api;
 mod engine;
 mod faults;
 mod helpers;
+mod semantics;
 mod worker;
+mod workflows;

@@ -14,23 +14,15 @@ async fn sigterm_mid_task_lets_it_finish_and_exits_zero() {
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let mut worker = Worker::start(&redis.url(), &ns, &["--grace", "10"]).await;
 
-    let id = api
-        .enqueue(json!({"name": "sleep", "args": {"seconds": 1}}))
-        .await;
+    let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 1}})).await;
     api.wait_until(&id, Duration::from_secs(10), |t| t["status"] == "STARTED")
         .await;
     worker.proc.signal("TERM");
-    assert_eq!(
-        worker.proc.wait_exit(Duration::from_secs(15)).unwrap(),
-        Some(0)
-    );
+    assert_eq!(worker.proc.wait_exit(Duration::from_secs(15)).unwrap(), Some(0));
     let task = api.get_task(&id).await.1;
     assert_eq!(task["status"], "SUCCESS", "{task}");
     // A clean stop removes the worker's registration.
-    let workers: Vec<String> = redis
-        .conn()
-        .zrange(format!("{{{ns}}}:workers"), 0, -1)
-        .unwrap();
+    let workers: Vec<String> = redis.conn().zrange(format!("{{{ns}}}:workers"), 0, -1).unwrap();
     assert!(!workers.contains(&worker.name), "{workers:?}");
 }
 
@@ -41,31 +33,20 @@ async fn sigterm_hands_back_what_cannot_finish_within_the_grace_time() {
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let mut worker = Worker::start(&redis.url(), &ns, &["--grace", "1"]).await;
 
-    let id = api
-        .enqueue(json!({"name": "sleep", "args": {"seconds": 3}}))
-        .await;
+    let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 3}})).await;
     api.wait_until(&id, Duration::from_secs(10), |t| t["status"] == "STARTED")
         .await;
     worker.proc.signal("TERM");
-    assert_eq!(
-        worker.proc.wait_exit(Duration::from_secs(5)).unwrap(),
-        Some(0)
-    );
+    assert_eq!(worker.proc.wait_exit(Duration::from_secs(5)).unwrap(), Some(0));
     let task = api.get_task(&id).await.1;
-    assert_eq!(
-        task["status"], "PENDING",
-        "released back to its queue: {task}"
-    );
+    assert_eq!(task["status"], "PENDING", "released back to its queue: {task}");
 
     // Another worker picks it up right away (no lease to wait for).
     let second = Worker::start(&redis.url(), &ns, &[]).await;
     let task = api.wait_task(&id, 15).await;
     assert_eq!(task["status"], "SUCCESS");
     assert_eq!(task["worker"], second.name);
-    assert_eq!(
-        task["attempts"], 1,
-        "an interrupted attempt is not counted: {task}"
-    );
+    assert_eq!(task["attempts"], 1, "an interrupted attempt is not counted: {task}");
 }
 
 #[tokio::test]
@@ -73,17 +54,10 @@ async fn a_worker_consumes_only_its_queues_and_registers_itself() {
     let redis = TestRedis::start();
     let ns = unique_ns();
     let api = Api::start(&redis.url(), &ns, &[]).await;
-    let worker = Worker::start(
-        &redis.url(),
-        &ns,
-        &["--queues", "media,reports", "--concurrency", "3"],
-    )
-    .await;
+    let worker = Worker::start(&redis.url(), &ns, &["--queues", "media,reports", "--concurrency", "3"]).await;
 
     let media = api.enqueue(json!({"name": "noop", "queue": "media"})).await;
-    let reports = api
-        .enqueue(json!({"name": "noop", "queue": "reports"}))
-        .await;
+    let reports = api.enqueue(json!({"name": "noop", "queue": "reports"})).await;
     let default = api.enqueue(json!({"name": "noop"})).await;
     assert_eq!(api.wait_task(&media, 10).await["status"], "SUCCESS");
     assert_eq!(api.wait_task(&reports, 10).await["status"], "SUCCESS");
@@ -97,10 +71,7 @@ async fn a_worker_consumes_only_its_queues_and_registers_itself() {
     assert_eq!(info["concurrency"], "3");
     assert_eq!(info["pid"], worker.proc.pid().to_string());
     assert!(!info["hostname"].is_empty() && info["started_at"].parse::<i64>().is_ok());
-    let names: Vec<String> = redis
-        .conn()
-        .smembers(format!("{{{ns}}}:task_names"))
-        .unwrap();
+    let names: Vec<String> = redis.conn().smembers(format!("{{{ns}}}:task_names")).unwrap();
     for builtin in ["add", "echo", "fail", "noop", "sleep"] {
         assert!(names.contains(&builtin.to_owned()), "{names:?}");
     }
@@ -121,10 +92,7 @@ async fn concurrency_runs_that_many_tasks_at_once() {
     let started = std::time::Instant::now();
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(
-            api.enqueue(json!({"name": "sleep", "args": {"seconds": 1}}))
-                .await,
-        );
+        ids.push(api.enqueue(json!({"name": "sleep", "args": {"seconds": 1}})).await);
     }
     for id in &ids {
         assert_eq!(api.wait_task(id, 10).await["status"], "SUCCESS");
