@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use celeriac::{
     config::{RedisConfig, WorkerConfig},
-    shutdown, telemetry,
+    shutdown,
+    task::TaskOptions,
+    telemetry,
     worker::{self, Registry, TaskContext, TaskError},
 };
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,7 @@ async fn transcode(ctx: TaskContext, args: Transcode) -> Result<Transcoded, Task
     if args.format.is_empty() {
         return Err(TaskError::fatal("ValueError", anyhow::anyhow!("format is empty")));
     }
+    ctx.progress(1, 2, "probing").await?;
     // Real work goes here; long work watches the cancellation signal.
     tokio::select! {
         () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -49,6 +52,16 @@ async fn main() -> anyhow::Result<()> {
     cfg.queues = vec!["media".into(), "default".into()];
     let mut registry = Registry::with_builtins();
     registry.register("transcode", transcode);
+    // Defaults for tasks enqueued without these options, and a cluster-wide rate limit.
+    registry.set_options(
+        "transcode",
+        TaskOptions {
+            max_retries: Some(3),
+            time_limit: Some(600.0),
+            ..TaskOptions::default()
+        },
+    );
+    registry.set_rate_limit("transcode", "10/m".parse()?);
     worker::run(cfg, registry, shutdown::token_on_signal()).await?;
     Ok(())
 }

@@ -288,11 +288,16 @@ pub struct RateLimit {
     pub window: std::time::Duration,
 }
 
+/// A rate limit that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid rate limit {0:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s")]
+pub struct InvalidRateLimit(String);
+
 impl std::str::FromStr for RateLimit {
-    type Err = String;
+    type Err = InvalidRateLimit;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid rate limit {s:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s");
+        let bad = || InvalidRateLimit(s.to_owned());
         let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
         let per = per.trim();

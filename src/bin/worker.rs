@@ -45,7 +45,7 @@ fn parse_rate_limit(s: &str) -> Result<(String, RateLimit), String> {
     let (name, limit) = s
         .split_once('=')
         .ok_or_else(|| format!("expected <task>=<limit>, got {s:?}"))?;
-    Ok((name.trim().to_owned(), limit.parse()?))
+    Ok((name.trim().to_owned(), limit.parse().map_err(|e| format!("{e}"))?))
 }
 
 #[tokio::main]
