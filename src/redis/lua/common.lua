@@ -83,6 +83,19 @@ local function revoke_waiting_chain(id, reason)
   end
 end
 
+-- Queues a task its workflow held back, feeding it `input`; false when it is
+-- no longer waiting (it was cancelled meanwhile).
+local function release_held(id, input)
+  local key = ctx.task .. id
+  local t = rcall('HMGET', key, 'status', 'args', 'queue', 'priority', 'waiting')
+  if t[1] ~= 'PENDING' or not t[5] then return false end
+  rcall('HSET', key, 'args', feed(t[2], input))
+  rcall('HDEL', key, 'waiting')
+  make_ready(id, t[3], t[4], false)
+  emit('enqueued', id, t[3], 'PENDING')
+  return true
+end
+
 -- Advances the workflow of a task that just reached a final state.
 local function member_finished(key, status, result)
   local f = rcall('HMGET', key, 'workflow', 'wf_index', 'next', 'wf_role', 'queue')
@@ -103,18 +116,9 @@ local function member_finished(key, status, result)
       finish_workflow(wkey, wid, status, result)
     elseif not f[3] then
       finish_workflow(wkey, wid, 'SUCCESS', result)
-    else
-      local nkey = ctx.task .. f[3]
-      local n = rcall('HMGET', nkey, 'status', 'args', 'queue', 'priority', 'waiting')
-      if n[1] == 'PENDING' and n[5] then
-        rcall('HSET', nkey, 'args', feed(n[2], result))
-        rcall('HDEL', nkey, 'waiting')
-        make_ready(f[3], n[3], n[4], false)
-        emit('enqueued', f[3], n[3], 'PENDING')
-      else
-        revoke_waiting_chain(f[3], 'the chain was stopped')
-        finish_workflow(wkey, wid, 'REVOKED', nil)
-      end
+    elseif not release_held(f[3], result) then
+      revoke_waiting_chain(f[3], 'the chain was stopped')
+      finish_workflow(wkey, wid, 'REVOKED', nil)
     end
     return
   end
@@ -132,14 +136,7 @@ local function member_finished(key, status, result)
     local fields = {}
     for i = 0, tonumber(w[3]) - 1 do fields[#fields + 1] = 'r:' .. i end
     local results = '[' .. table.concat(rcall('HMGET', wkey, unpack(fields)), ',') .. ']'
-    local ckey = ctx.task .. w[4]
-    local c = rcall('HMGET', ckey, 'status', 'args', 'queue', 'priority', 'waiting')
-    if c[1] == 'PENDING' and c[5] then
-      rcall('HSET', ckey, 'args', feed(c[2], results))
-      rcall('HDEL', ckey, 'waiting')
-      make_ready(w[4], c[3], c[4], false)
-      emit('enqueued', w[4], c[3], 'PENDING')
-    else
+    if not release_held(w[4], results) then
       finish_workflow(wkey, wid, 'REVOKED', nil)
     end
   end
