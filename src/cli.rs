@@ -31,9 +31,6 @@ pub struct CommonArgs {
     /// Seconds a claimed task stays leased without a heartbeat.
     #[arg(long, env = "CELERIAC_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
-    /// Largest number of pooled Redis connections of this process.
-    #[arg(long, env = "CELERIAC_REDIS_POOL_SIZE", default_value_t = 32)]
-    pub redis_pool_size: usize,
     /// Log format.
     #[arg(long, env = "CELERIAC_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -49,7 +46,6 @@ impl CommonArgs {
             .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
         let mut cfg = RedisConfig::new(url);
         cfg.namespace = self.namespace.clone();
-        cfg.pool_size = self.redis_pool_size;
         let backend = self
             .result_backend
             .clone()

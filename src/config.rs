@@ -31,9 +31,7 @@ pub struct RedisConfig {
     pub url: String,
     /// Prefix of every key (wrapped in a Cluster hash tag).
     pub namespace: String,
-    /// Most pooled connections per process.
-    pub pool_size: usize,
-    /// How long a command may wait for a pooled connection, or to connect.
+    /// Budget for (re)connecting; an unreachable Redis is reported within about this long.
     pub connect_timeout: Duration,
 }
 
@@ -43,7 +41,6 @@ impl RedisConfig {
         Self {
             url: url.into(),
             namespace: "celeriac".to_owned(),
-            pool_size: 32,
             connect_timeout: Duration::from_secs(2),
         }
     }
@@ -52,9 +49,6 @@ impl RedisConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         redis::Client::open(self.url.as_str()).map_err(|e| invalid("broker URL", e.to_string()))?;
         validate_name("namespace", &self.namespace)?;
-        if self.pool_size == 0 {
-            return Err(invalid("pool size", "must be at least 1"));
-        }
         Ok(())
     }
 
@@ -92,7 +86,6 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
             .field("namespace", &self.namespace)
-            .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }

@@ -6,9 +6,6 @@ pub enum QueueError {
     /// Redis answered with an error or could not be reached.
     #[error("redis command failed")]
     Redis(#[from] redis::RedisError),
-    /// No pooled connection could be had in time (Redis down or overloaded).
-    #[error("no redis connection available")]
-    Pool(#[from] deadpool_redis::PoolError),
     /// The task name is neither built in nor registered by a worker.
     #[error("unknown task name {0:?}")]
     UnknownTaskName(String),
@@ -51,7 +48,6 @@ impl QueueError {
     /// True when the error means "Redis is unreachable right now" (worth a 503 and a retry).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Pool(_) => true,
             Self::Redis(e) => {
                 e.is_io_error()
                     || e.is_timeout()

@@ -6,7 +6,7 @@
 //! - [`config`]: typed settings of the engine, the API and the worker (no env reads).
 //! - [`task`]: the task model (statuses, new tasks, claimed tasks, records).
 //! - [`queue`]: the facade both binaries use; one round trip per operation.
-//! - [`redis`]: keys, Lua scripts (one per transition), pools, pub/sub wake-ups.
+//! - [`redis`]: keys, Lua scripts (one per transition), connections, pub/sub wake-ups.
 //! - [`api`]: the HTTP API (poem-openapi): tasks, queues, health, docs.
 //! - [`worker`]: the consume loop, the executor, the task registry and built-in tasks.
 //! - [`telemetry`], [`shutdown`], [`error`]: logs, signals, the engine's error type.

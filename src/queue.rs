@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use deadpool_redis::Pool;
 use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ use crate::{
 /// Handle to one namespace of the queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    pool: Pool,
+    conn: ConnectionManager,
     keys: Keys,
     cfg: EngineConfig,
 }
@@ -172,9 +172,9 @@ pub struct WorkflowRecord {
 }
 
 impl Queue {
-    /// A queue over `pool` in the namespace of `keys`.
-    pub fn new(pool: Pool, keys: Keys, cfg: EngineConfig) -> Self {
-        Self { pool, keys, cfg }
+    /// A queue over the connection `conn` in the namespace of `keys`.
+    pub fn new(conn: ConnectionManager, keys: Keys, cfg: EngineConfig) -> Self {
+        Self { conn, keys, cfg }
     }
 
     /// The key builder of this namespace.
@@ -187,8 +187,8 @@ impl Queue {
         &self.cfg
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection> {
-        Ok(self.pool.get().await?)
+    async fn conn(&self) -> Result<ConnectionManager> {
+        Ok(self.conn.clone())
     }
 
     fn ctx_at(&self, now_ms: i64) -> Ctx<'_> {

@@ -20,7 +20,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     queue::Queue,
-    redis::{build_pool, keys::Keys, notify::Notifier},
+    redis::{connect, keys::Keys, notify::Notifier},
     worker::Registry,
 };
 
@@ -72,12 +72,12 @@ pub enum ApiStartError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The Redis pool could not be built.
-    #[error("cannot build the redis pool")]
-    Pool(#[from] deadpool_redis::CreatePoolError),
     /// The Redis client could not be built.
     #[error("invalid redis settings")]
     Redis(#[from] redis::RedisError),
+    /// The Redis connection could not be set up.
+    #[error(transparent)]
+    Queue(#[from] crate::error::QueueError),
 }
 
 /// Builds the whole HTTP application for `cfg`.
@@ -85,7 +85,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     cfg.validate()?;
     let state = AppState {
         queue: Queue::new(
-            build_pool(&cfg.redis)?,
+            connect(&cfg.redis)?,
             Keys::new(&cfg.redis.namespace),
             cfg.engine.clone(),
         ),

