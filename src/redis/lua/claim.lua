@@ -11,11 +11,13 @@ local now = ctx.now
 local want, lease_ms, worker = tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
 local token_base, promote_limit, rate_prefix = ARGV[A + 4], tonumber(ARGV[A + 5]), ARGV[A + 6]
 local out = {}
+-- Most deployments set no rate limit: look limits up only when some exist.
+local limited = rcall('EXISTS', KEYS[4]) == 1
 
 -- True when the task may start now under its name's cluster-wide rate limit
 -- (a sliding window of start times); otherwise it waits in the delayed set.
 local function admit(id, name, delayed_key, token)
-  local limit = rcall('HGET', KEYS[4], name)
+  local limit = limited and rcall('HGET', KEYS[4], name)
   if not limit then return true end
   local count, window = string.match(limit, '^(%d+) (%d+)$')
   count, window = tonumber(count), tonumber(window)
@@ -51,7 +53,7 @@ for q = 5, #KEYS, 3 do
       budget = budget - 1
       local id = popped[i]
       local key = ctx.task .. id
-      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at')
+      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries', 'options')
       local token = token_base .. ':' .. (#out + 1)
       if not f[1] or FINAL[f[1]] then
         -- the record expired or the task was revoked: drop it
@@ -61,9 +63,8 @@ for q = 5, #KEYS, 3 do
         rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now)
         local attempts = rcall('HINCRBY', key, 'attempts', 1)
         rcall('ZADD', KEYS[3], now + lease_ms, id)
-        local t = rcall('HMGET', key, 'args', 'retries', 'max_retries', 'options')
         emit('started', id, f[3], 'STARTED')
-        out[#out + 1] = { id, token, f[2], t[1], f[3], attempts, t[2] or '0', t[3] or '0', t[4] or '{}' }
+        out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
         want = want - 1
       end
     end
