@@ -273,7 +273,7 @@ impl Queue {
                         attempts,
                         retries,
                         max_retries,
-                        options: serde_json::from_str(&options).unwrap_or_default(),
+                        options: crate::task::TaskOptions::from_stored(&options),
                     })
                 },
             )
@@ -325,10 +325,21 @@ impl Queue {
         scripts::fail(&mut self.conn().await?, &self.ctx(), &args).await
     }
 
-    /// Hands a claimed task back to its queue (graceful shutdown).
+    /// Hands a claimed task back to the front of its queue (graceful shutdown).
     pub async fn release(&self, task: &ClaimedTask) -> Result<()> {
+        self.release_after(task, std::time::Duration::ZERO).await
+    }
+
+    /// Hands a claimed task back, to be claimed again after `delay` (by any worker).
+    pub async fn release_after(&self, task: &ClaimedTask, delay: std::time::Duration) -> Result<()> {
         let id = task.id.to_string();
-        scripts::release(&mut self.conn().await?, &self.ctx(), &id, &task.token).await
+        let ctx = self.ctx();
+        let due = if delay.is_zero() {
+            0
+        } else {
+            ctx.now_ms + delay.as_millis() as i64
+        };
+        scripts::release(&mut self.conn().await?, &ctx, &id, &task.token, due).await
     }
 
     /// Records the progress of a running task (JSON), under its lease.
@@ -491,8 +502,19 @@ impl Queue {
         if !w.task_names.is_empty() {
             pipe.sadd(k.task_names(), &w.task_names).ignore();
         }
+        // The registering worker speaks for the names it registers: what it sets no
+        // default or limit for loses any left by an earlier configuration.
+        let without = |set: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+            let set: std::collections::HashSet<&String> = set.collect();
+            w.task_names.iter().filter(|n| !set.contains(n)).cloned().collect()
+        };
+        let no_defaults = without(&mut w.task_defaults.iter().map(|(n, _)| n));
+        let no_limits = without(&mut w.rate_limits.iter().map(|(n, _, _)| n));
         if !w.task_defaults.is_empty() {
             pipe.hset_multiple(k.task_defaults(), &w.task_defaults).ignore();
+        }
+        if !no_defaults.is_empty() {
+            pipe.hdel(k.task_defaults(), &no_defaults).ignore();
         }
         if !w.rate_limits.is_empty() {
             let limits: Vec<(&str, String)> = w
@@ -501,6 +523,9 @@ impl Queue {
                 .map(|(name, count, window)| (name.as_str(), format!("{count} {window}")))
                 .collect();
             pipe.hset_multiple(k.rate_limits(), &limits).ignore();
+        }
+        if !no_limits.is_empty() {
+            pipe.hdel(k.rate_limits(), &no_limits).ignore();
         }
         pipe.query_async::<()>(&mut self.conn().await?).await?;
         Ok(())
@@ -525,17 +550,19 @@ impl Queue {
         Ok(names)
     }
 
-    /// Counts of one queue.
+    /// Counts of one queue. Delayed tasks that are due count as ready: they are
+    /// queued at the next claim, and autoscalers must see them while every worker is busy.
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
-        let (ready, delayed): (u64, u64) = redis::pipe()
+        let (queued, due, delayed): (u64, u64, u64) = redis::pipe()
             .zcard(self.keys.queue(queue))
+            .zcount(self.keys.delayed(queue), "-inf", now_ms())
             .zcard(self.keys.delayed(queue))
             .query_async(&mut self.conn().await?)
             .await?;
         Ok(QueueStats {
             queue: queue.to_owned(),
-            ready,
-            delayed,
+            ready: queued + due,
+            delayed: delayed.saturating_sub(due),
         })
     }
 

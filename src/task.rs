@@ -66,7 +66,6 @@ impl TaskStatus {
 /// task's registration published (Celery's task decorator options), then to
 /// the built-in defaults noted on each field. Stored with the task as JSON.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TaskOptions {
     /// Retries after a failed attempt (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,7 +83,11 @@ pub struct TaskOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_jitter: Option<bool>,
     /// Error kinds (`exc_type`s) that are retried; default: every retryable error.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "list_or_empty_object"
+    )]
     pub retry_on: Option<Vec<String>>,
     /// Seconds after which the running task is aborted and fails with `TimeLimitExceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +101,31 @@ pub struct TaskOptions {
     pub expires: Option<f64>,
 }
 
+/// Reads a list that Lua's cjson may have re-encoded as `{}` when it was empty.
+fn list_or_empty_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrMap {
+        List(Vec<String>),
+        Map(serde_json::Map<String, Value>),
+    }
+    match Option::<ListOrMap>::deserialize(d)? {
+        None => Ok(None),
+        Some(ListOrMap::List(list)) => Ok(Some(list)),
+        Some(ListOrMap::Map(map)) if map.is_empty() => Ok(Some(Vec::new())),
+        Some(ListOrMap::Map(_)) => Err(serde::de::Error::custom("expected a list of error kinds")),
+    }
+}
+
 impl TaskOptions {
+    /// Reads stored options; unreadable options are logged, not silently dropped.
+    pub fn from_stored(json: &str) -> Self {
+        serde_json::from_str(json).unwrap_or_else(|e| {
+            tracing::error!(options = json, error.message = %e, "unreadable task options; using defaults");
+            Self::default()
+        })
+    }
+
     /// True when no option is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -265,7 +292,7 @@ impl TaskRecord {
             worker: take("worker"),
             expires_at: time(take("expires_at")),
             options: take("options")
-                .and_then(|s| serde_json::from_str(&s).ok())
+                .map(|s| TaskOptions::from_stored(&s))
                 .unwrap_or_default(),
             cancel_requested: take("cancel_requested").is_some(),
             workflow_id: take("workflow").and_then(|s| s.parse().ok()),
@@ -328,6 +355,15 @@ mod tests {
     use std::time::Duration;
 
     use super::RateLimit;
+
+    #[test]
+    fn options_survive_an_empty_list_reencoded_by_lua() {
+        let o = super::TaskOptions::from_stored(r#"{"retry_on":{},"time_limit":5}"#);
+        assert_eq!(o.retry_on, Some(vec![]));
+        assert_eq!(o.time_limit, Some(5.0));
+        let o = super::TaskOptions::from_stored(r#"{"retry_on":["A"],"future_option":1}"#);
+        assert_eq!(o.retry_on, Some(vec!["A".to_owned()]));
+    }
 
     #[test]
     fn rate_limits_parse_like_celery() {

@@ -65,20 +65,22 @@ pub fn connect(cfg: &RedisConfig) -> Result<ConnectionManager> {
 pub struct BlockingConnection {
     client: redis::Client,
     connect_timeout: Duration,
+    max_block: Duration,
     conn: Option<MultiplexedConnection>,
 }
 
 impl BlockingConnection {
-    /// A lazily connected blocking connection.
-    pub fn new(cfg: &RedisConfig) -> Result<Self> {
+    /// A lazily connected blocking connection for waits of at most `max_block`.
+    pub fn new(cfg: &RedisConfig, max_block: Duration) -> Result<Self> {
         Ok(Self {
             client: redis::Client::open(cfg.url.as_str())?,
             connect_timeout: cfg.connect_timeout,
+            max_block,
             conn: None,
         })
     }
 
-    /// Waits until one of the wake markers is set or `timeout` passes.
+    /// Waits until one of the wake markers is set or `timeout` (at most `max_block`) passes.
     /// Returns true when woken by a marker. On error the connection is dropped
     /// and made again on the next call.
     pub async fn wait_for_wake(&mut self, wake_keys: &[String], timeout: Duration) -> Result<bool> {
@@ -87,7 +89,7 @@ impl BlockingConnection {
             None => {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(timeout + Duration::from_secs(3)));
+                    .set_response_timeout(Some(self.max_block + Duration::from_secs(3)));
                 let conn = self
                     .client
                     .get_multiplexed_async_connection_with_config(&config)
@@ -97,7 +99,7 @@ impl BlockingConnection {
         };
         let reply: redis::RedisResult<Option<(String, String, f64)>> = redis::cmd("BZPOPMIN")
             .arg(wake_keys)
-            .arg(timeout.as_secs_f64().max(0.01))
+            .arg(timeout.min(self.max_block).as_secs_f64().max(0.01))
             .query_async(conn)
             .await;
         match reply {

@@ -1,10 +1,12 @@
-//! Wake-ups for clients waiting on a task (`GET /tasks/{id}?wait=`), without polling.
+//! Wake-ups for clients waiting on a task or workflow (`?wait=`), without polling.
 //!
 //! Final transitions PUBLISH on `{ns}:done:<id>`. Each API process keeps one
-//! pub/sub connection; a waiter subscribes to its task's channel *before* reading
-//! the record, so a completion between the read and the wait still wakes it.
-//! When the connection drops, every waiter is woken to re-read, and the next
-//! waiter connects again.
+//! pub/sub connection. A waiter subscribes to its channel and has Redis confirm
+//! it *before* reading the record, so a completion between the read and the
+//! wait still wakes it. SUBSCRIBE and UNSUBSCRIBE are sent while holding the
+//! connection's lock and after re-checking who still waits, so they reach Redis
+//! in the order the waiters came and went. When the connection drops, every
+//! waiter is woken to read again (and subscribes again on a new connection).
 
 use std::{
     collections::HashMap,
@@ -27,28 +29,27 @@ pub struct Notifier {
 struct Inner {
     client: redis::Client,
     connect_timeout: Duration,
-    sink: AsyncMutex<Option<PubSubSink>>,
+    /// The connection (with a number telling connections apart); locked while (un)subscribing.
+    sink: AsyncMutex<Option<(u64, PubSubSink)>>,
+    connections: std::sync::atomic::AtomicU64,
+    /// Channel → its waiters.
     waiters: Mutex<HashMap<String, Waiters>>,
-    generations: std::sync::atomic::AtomicU64,
 }
 
 struct Waiters {
     tx: broadcast::Sender<()>,
     count: usize,
-    /// Tells this entry from a later one for the same channel (after a reconnect).
-    generation: u64,
 }
 
-/// One waiter's subscription; dropping it unsubscribes when it was the last one.
+/// One waiter's subscription; dropping the last one of a channel unsubscribes.
 pub struct Subscription {
     rx: broadcast::Receiver<()>,
     channel: String,
-    generation: u64,
     inner: Arc<Inner>,
 }
 
 impl Subscription {
-    /// Resolves when the channel fires (or the connection was lost: re-read then).
+    /// Resolves when the channel fires (or the connection was lost: read again then).
     pub async fn notified(&mut self) {
         let _ = self.rx.recv().await;
     }
@@ -59,12 +60,10 @@ impl Drop for Subscription {
         let last = {
             let mut waiters = self.inner.waiters.lock().expect("waiters lock");
             match waiters.get_mut(&self.channel) {
-                Some(w) if w.generation != self.generation => false,
-                Some(w) if w.count > 1 => {
-                    w.count -= 1;
-                    false
+                Some(w) => {
+                    w.count = w.count.saturating_sub(1);
+                    w.count == 0
                 }
-                Some(_) => waiters.remove(&self.channel).is_some(),
                 None => false,
             }
         };
@@ -72,9 +71,17 @@ impl Drop for Subscription {
             let inner = self.inner.clone();
             let channel = std::mem::take(&mut self.channel);
             tokio::spawn(async move {
-                let sink = inner.sink.lock().await.clone();
-                if let Some(mut sink) = sink {
-                    let _ = sink.unsubscribe(&channel).await;
+                let sink = inner.sink.lock().await;
+                let gone = {
+                    let mut waiters = inner.waiters.lock().expect("waiters lock");
+                    let idle = waiters.get(&channel).is_some_and(|w| w.count == 0);
+                    if idle {
+                        waiters.remove(&channel);
+                    }
+                    idle
+                };
+                if let (true, Some((_, sink))) = (gone, sink.as_ref()) {
+                    let _ = sink.clone().unsubscribe(&channel).await;
                 }
             });
         }
@@ -90,50 +97,58 @@ impl Notifier {
                 connect_timeout,
                 sink: AsyncMutex::new(None),
                 waiters: Mutex::new(HashMap::new()),
-                generations: Default::default(),
+                connections: Default::default(),
             }),
         }
     }
 
     /// Subscribes to `channel`; returns once Redis confirmed the subscription.
     pub async fn subscribe(&self, channel: String) -> Result<Subscription> {
-        let (rx, first, generation) = {
+        let mut sink = self.inner.sink.lock().await;
+        if sink.is_none() {
+            *sink = Some(self.connect().await?);
+        }
+        let rx = {
             let mut waiters = self.inner.waiters.lock().expect("waiters lock");
             let w = waiters.entry(channel.clone()).or_insert_with(|| Waiters {
                 tx: broadcast::channel(1).0,
                 count: 0,
-                generation: self
-                    .inner
-                    .generations
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             });
             w.count += 1;
-            (w.tx.subscribe(), w.count == 1, w.generation)
+            w.tx.subscribe()
         };
+        // Created before the round trip, so a failure below still counts the waiter out.
         let subscription = Subscription {
             rx,
             channel,
-            generation,
             inner: self.inner.clone(),
         };
-        if first {
-            let mut sink = self.connected_sink().await?;
-            sink.subscribe(&subscription.channel).await?;
+        // Every waiter has its own SUBSCRIBE confirmed (Redis ignores repeats), so
+        // none reads its record before its channel is live.
+        let confirmed = sink
+            .as_mut()
+            .expect("connected above")
+            .1
+            .subscribe(&subscription.channel)
+            .await;
+        if confirmed.is_err() {
+            *sink = None;
         }
+        confirmed?;
         Ok(subscription)
     }
 
-    async fn connected_sink(&self) -> Result<PubSubSink> {
-        let mut guard = self.inner.sink.lock().await;
-        if let Some(sink) = guard.as_ref() {
-            return Ok(sink.clone());
-        }
+    /// Connects the pub/sub connection and starts the task that dispatches its messages.
+    async fn connect(&self) -> Result<(u64, PubSubSink)> {
         let connect = self.inner.client.get_async_pubsub();
         let pubsub = tokio::time::timeout(self.inner.connect_timeout, connect)
             .await
             .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
         let (sink, mut stream) = pubsub.split();
-        *guard = Some(sink.clone());
+        let id = self
+            .inner
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let inner = self.inner.clone();
         tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
@@ -142,13 +157,17 @@ impl Notifier {
                     let _ = w.tx.send(());
                 }
             }
-            // Connection lost: forget it and its subscriptions, and let every
-            // waiter re-read its task (and subscribe again on a new connection).
-            *inner.sink.lock().await = None;
-            for (_, w) in inner.waiters.lock().expect("waiters lock").drain() {
+            // Connection lost: forget it, and let every waiter read again (each
+            // subscribes again, on a new connection).
+            let mut current = inner.sink.lock().await;
+            if current.as_ref().is_some_and(|(current_id, _)| *current_id == id) {
+                *current = None;
+            }
+            drop(current);
+            for w in inner.waiters.lock().expect("waiters lock").values() {
                 let _ = w.tx.send(());
             }
         });
-        Ok(sink)
+        Ok((id, sink))
     }
 }

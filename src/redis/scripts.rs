@@ -246,10 +246,15 @@ pub async fn fail(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &FailArgs<'_
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(|c| c == 2)
 }
 
-/// Runs `release.lua` (hand a claimed task back on shutdown).
-pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str) -> Result<()> {
+/// Runs `release.lua`: hand a claimed task back, to its queue's front, or to its
+/// delayed set until `due_ms` (when not 0).
+pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str, due_ms: i64) -> Result<()> {
     let mut inv = ctx.invocation(&RELEASE);
-    inv.key(ctx.keys.task(id)).key(ctx.keys.leases()).arg(id).arg(token);
+    inv.key(ctx.keys.task(id))
+        .key(ctx.keys.leases())
+        .arg(id)
+        .arg(token)
+        .arg(due_ms);
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
 }
 
@@ -279,7 +284,7 @@ pub async fn cancel(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> 
 /// Runs `resubmit.lua`.
 pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let mut inv = ctx.invocation(&RESUBMIT);
-    inv.key(ctx.keys.task(id)).arg(id);
+    inv.key(ctx.keys.task(id)).key(ctx.keys.dead_letter()).arg(id);
     final_code(inv.invoke_async(conn).await?).map(drop)
 }
 

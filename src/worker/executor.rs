@@ -18,6 +18,12 @@ const RETRY_BACKOFF: f64 = 1.0;
 /// Default cap of the retry delay (Celery's `retry_backoff_max`).
 const RETRY_BACKOFF_MAX: f64 = 600.0;
 
+/// How long a task this worker cannot run waits before it is offered again.
+const NOT_REGISTERED_DELAY: Duration = Duration::from_secs(1);
+
+/// Longest retry delay whatever the options say (a year).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What became of a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -32,6 +38,8 @@ pub enum Outcome {
     /// Redis could not be reached in time to record the outcome; the lease will
     /// expire and the task run again.
     Unrecorded,
+    /// This worker does not have the task: it went back to its queue for another worker.
+    HandedBack,
 }
 
 /// Runs `task` and records the outcome under its lease.
@@ -50,13 +58,15 @@ pub async fn execute(
 ) -> Outcome {
     let signal = CancellationToken::new();
     let ctx = TaskContext::new(task, signal.clone(), queue.clone());
-    let result = match registry.call(&task.name, ctx, task.args.clone()) {
-        Some(fut) => run_limited(fut, &task.options, &signal, &revoke, cancel_grace).await,
-        None => Err(TaskError::fatal(
-            "NotRegistered",
-            anyhow::anyhow!("task {:?} is not registered in this worker", task.name),
-        )),
+    let Some(fut) = registry.call(&task.name, ctx, task.args.clone()) else {
+        // Another worker on this queue registered it: hand it back for one of them.
+        tracing::warn!("task is not registered in this worker; handing it back");
+        return match queue.release_after(task, NOT_REGISTERED_DELAY).await {
+            Ok(()) => Outcome::HandedBack,
+            Err(_) => Outcome::Unrecorded,
+        };
     };
+    let result = run_limited(fut, &task.options, &signal, &revoke, cancel_grace).await;
     record(queue, task, result).await
 }
 
@@ -107,7 +117,7 @@ async fn run_limited(
 
 async fn sleep_secs(secs: Option<f64>) {
     match secs.filter(|s| s.is_finite() && *s > 0.0) {
-        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+        Some(s) => tokio::time::sleep(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)).await,
         None => std::future::pending().await,
     }
 }
@@ -178,8 +188,9 @@ fn retry_at_ms(task: &ClaimedTask, error: &TaskError) -> Option<i64> {
         } else {
             full
         };
-        Duration::from_secs_f64(secs)
+        Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_DELAY)
     });
+    let delay = delay.min(MAX_RETRY_DELAY);
     Some(now_ms() + delay.as_millis() as i64)
 }
 

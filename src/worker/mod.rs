@@ -29,6 +29,7 @@ pub use registry::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
 
 use crate::{
     config::WorkerConfig,
+    error::QueueError,
     queue::{Queue, WorkerInfo},
     redis::{BlockingConnection, connect, keys::Keys},
     task::{ClaimedTask, RateLimit, now_ms},
@@ -65,6 +66,19 @@ struct InFlight {
 }
 
 type InFlightMap = Arc<Mutex<HashMap<Uuid, InFlight>>>;
+
+struct InFlightGuard {
+    map: InFlightMap,
+    id: Uuid,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&self.id);
+        }
+    }
+}
 
 /// Runs a worker until `shutdown` fires, then drains and returns.
 pub async fn run(
@@ -143,15 +157,21 @@ pub async fn run(
         .collect();
     let mut released = 0;
     if !drained {
+        // Abort without signalling first: a task told to stop could record a
+        // failure between the signal and the abort, instead of being handed back.
         for f in &leftovers {
-            f.revoke.cancel();
             if let Some(abort) = &f.abort {
                 abort.abort();
             }
         }
+        // Aborted tasks stop at their next await; none may record after its release.
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         for f in &leftovers {
             match queue.release(&f.task).await {
                 Ok(()) => released += 1,
+                Err(QueueError::NotRunning | QueueError::LeaseLost) => {
+                    tracing::debug!(task_id = %f.task.id, "finished or reassigned before its release")
+                }
                 Err(e) => {
                     tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire")
                 }
@@ -181,7 +201,7 @@ async fn consume_loop(
 ) -> Result<(), WorkerError> {
     let slots = Arc::new(Semaphore::new(cfg.concurrency));
     let wake_keys: Vec<String> = cfg.queues.iter().map(|q| queue.keys().wake(q)).collect();
-    let mut blocking = BlockingConnection::new(&cfg.redis)?;
+    let mut blocking = BlockingConnection::new(&cfg.redis, cfg.block_max)?;
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         beat.tick();
@@ -241,8 +261,10 @@ async fn consume_loop(
             let (queue, registry, map) = (queue.clone(), registry.clone(), in_flight.clone());
             let grace = cfg.cancel_grace;
             let handle = tracker.spawn(async move {
+                // Leaves the in-flight map however the task ends (even by panic or abort),
+                // so the heartbeat never keeps extending the lease of a task nobody runs.
+                let _in_flight = InFlightGuard { map, id };
                 executor::execute(&queue, &registry, &task, revoke, grace).await;
-                map.lock().expect("in-flight lock").remove(&id);
                 drop(permit);
             });
             if let Some(f) = in_flight.lock().expect("in-flight lock").get_mut(&id) {

@@ -214,3 +214,46 @@ async fn unknown_task_names_are_refused_unless_registered() {
     let ttl: i64 = redis.conn().pttl(q.keys().worker("custom-1")).unwrap();
     assert!(ttl > 0 && ttl <= 5000);
 }
+
+#[tokio::test]
+async fn due_delayed_tasks_count_as_ready_for_autoscalers() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let mut soon = NewTask::new("noop", json!({}));
+    soon.eta = Some(chrono::Utc::now() + Duration::from_millis(200));
+    let mut later = NewTask::new("noop", json!({}));
+    later.eta = Some(chrono::Utc::now() + Duration::from_secs(60));
+    q.enqueue(&soon, false).await.unwrap();
+    q.enqueue(&later, false).await.unwrap();
+    let stats = q.queue_stats("default").await.unwrap();
+    assert_eq!((stats.ready, stats.delayed), (0, 2));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = q.queue_stats("default").await.unwrap();
+    assert_eq!((stats.ready, stats.delayed), (1, 1), "due but not yet promoted");
+}
+
+#[tokio::test]
+async fn a_worker_registration_drops_limits_and_defaults_it_no_longer_sets() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let mut info = celeriac::queue::WorkerInfo {
+        name: "w1".into(),
+        hostname: "h".into(),
+        pid: 1,
+        queues: queues(),
+        concurrency: 1,
+        started_at: now_ms(),
+        task_names: vec!["report".into()],
+        task_defaults: vec![("report".into(), r#"{"max_retries":2}"#.into())],
+        rate_limits: vec![("report".into(), 5, 1000)],
+    };
+    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
+    let limit: Option<String> = redis.conn().hget(q.keys().rate_limits(), "report").unwrap();
+    assert_eq!(limit.as_deref(), Some("5 1000"));
+    info.task_defaults.clear();
+    info.rate_limits.clear();
+    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
+    let limit: Option<String> = redis.conn().hget(q.keys().rate_limits(), "report").unwrap();
+    let defaults: Option<String> = redis.conn().hget(q.keys().task_defaults(), "report").unwrap();
+    assert_eq!((limit, defaults), (None, None));
+}

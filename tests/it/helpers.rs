@@ -396,3 +396,15 @@ pub fn task_events(redis: &TestRedis, ns: &str, id: &str) -> Vec<String> {
         .filter_map(|e| e.get::<String>("event"))
         .collect()
 }
+
+/// Ids of the tasks of a namespace in the order they started (from the events stream).
+pub fn started_ids(redis: &TestRedis, ns: &str) -> Vec<String> {
+    use redis::Commands;
+    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    entries
+        .ids
+        .iter()
+        .filter(|e| e.get::<String>("event").as_deref() == Some("started"))
+        .filter_map(|e| e.get::<String>("task_id"))
+        .collect()
+}

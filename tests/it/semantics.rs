@@ -423,3 +423,30 @@ async fn a_task_reports_progress_and_enqueues_children() {
     let events = task_events(&redis, &ns, &id);
     assert_eq!(events.iter().filter(|e| *e == "progress").count(), 3, "{events:?}");
 }
+
+#[tokio::test]
+async fn a_worker_without_the_task_hands_it_back_to_one_that_has_it() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &["--allow-unknown-tasks"]).await;
+    let plain = InProcessWorker::start(&redis.url(), &ns, Registry::with_builtins(), |_| {});
+
+    let id = api.enqueue(json!({"name": "custom"})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = api.get_task(&id).await.1;
+    assert_eq!(t["status"], "PENDING", "not failed by a worker that lacks it: {t}");
+    assert_eq!(t["attempts"], 0);
+
+    let mut registry = Registry::with_builtins();
+    registry.register("custom", |_: TaskContext, _: Value| async {
+        Ok::<_, TaskError>(json!("done"))
+    });
+    let _custom = InProcessWorker::start(&redis.url(), &ns, registry, |_| {});
+    let t = api.wait_task(&id, 10).await;
+    assert_eq!(
+        (t["status"].as_str(), &t["result"]),
+        (Some("SUCCESS"), &json!("done")),
+        "{t}"
+    );
+    plain.stop().await;
+}

@@ -246,3 +246,36 @@ async fn a_worker_killed_mid_chain_neither_loses_nor_duplicates_the_next_step() 
         assert_eq!(events, ["waiting", "enqueued", "started", "succeeded"], "{next}");
     }
 }
+
+#[tokio::test]
+async fn a_task_of_a_running_workflow_cannot_be_resubmitted() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let _worker = Worker::start(&redis.url(), &ns, &["--concurrency", "2"]).await;
+
+    let created = submit(
+        &api,
+        json!({"type": "group", "tasks": [{"name": "fail"}, {"name": "sleep", "args": {"seconds": 1.5}}]}),
+    )
+    .await;
+    let tasks = ids(&created);
+    assert_eq!(api.wait_task(&tasks[0], 10).await["status"], "FAILURE");
+    let retry = |id: &str| api.http.post(api.url(&format!("/tasks/{id}/retry"))).send();
+    assert_eq!(
+        retry(&tasks[0]).await.unwrap().status(),
+        409,
+        "its group still counts it as failed"
+    );
+    let w = wait_workflow(&api, created["workflow_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (w["status"].as_str(), w["done"].as_u64()),
+        (Some("FAILURE"), Some(2)),
+        "{w}"
+    );
+    assert_eq!(
+        retry(&tasks[0]).await.unwrap().status(),
+        202,
+        "once the group ended it can run again"
+    );
+}

@@ -13,6 +13,7 @@ local token_base, promote_limit, rate_prefix = ARGV[A + 4], tonumber(ARGV[A + 5]
 local out = {}
 -- Most deployments set no rate limit: look limits up only when some exist.
 local limited = rcall('EXISTS', KEYS[4]) == 1
+local deferred = 0
 
 -- True when the task may start now under its name's cluster-wide rate limit
 -- (a sliding window of start times); otherwise it waits in the delayed set.
@@ -29,7 +30,9 @@ local function admit(id, name, delayed_key, token)
     return true
   end
   local oldest = rcall('ZRANGE', log, 0, 0, 'WITHSCORES')
-  rcall('ZADD', delayed_key, tonumber(oldest[2]) + window, id)
+  -- A fraction of a ms per deferred task keeps them in the order they were popped.
+  deferred = deferred + 1
+  rcall('ZADD', delayed_key, tonumber(oldest[2]) + window + deferred / 1000, id)
   return false
 end
 
@@ -69,8 +72,9 @@ for q = 5, #KEYS, 3 do
       end
     end
   end
-  -- More work is waiting: wake another blocked worker.
-  if rcall('ZCARD', queue_key) > 0 then
+  -- More work is waiting: wake another blocked worker, unless this call stopped
+  -- because what it popped was over its rate limit (the next due time wakes us).
+  if want == 0 and rcall('ZCARD', queue_key) > 0 then
     rcall('ZADD', wake_key, 0, 'w')
   end
 end

@@ -22,6 +22,8 @@ for _, id in ipairs(expired) do
       finalize(id, key, 'FAILURE', err, 'WorkerLostError: lease expired ' .. lost .. ' times without a heartbeat',
         f[2], 'dead')
       rcall('RPUSH', KEYS[4], id)
+      -- Capped like the events stream: the newest dead letters are kept.
+      rcall('LTRIM', KEYS[4], -tonumber(ctx.maxlen), -1)
       dead = dead + 1
     else
       rcall('HSET', key, 'status', 'PENDING')
