@@ -143,7 +143,10 @@ pub async fn run(
     tracing::info!(worker = %cfg.name, queues = ?cfg.queues, concurrency = cfg.concurrency, tasks = ?registry.names(), "worker started");
 
     let tracker = TaskTracker::new();
-    consume_loop(&cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown).await?;
+    if let Err(e) = consume_loop(&cfg, &queue, &registry, &beat, &in_flight, &tracker, &shutdown).await {
+        background.cancel();
+        return Err(e);
+    }
 
     tracker.close();
     let running = tracker.len();
