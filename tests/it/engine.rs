@@ -257,3 +257,34 @@ async fn a_worker_registration_drops_limits_and_defaults_it_no_longer_sets() {
     let defaults: Option<String> = redis.conn().hget(q.keys().task_defaults(), "report").unwrap();
     assert_eq!((limit, defaults), (None, None));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_lives_as_long_as_its_task() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let mut task = NewTask::new("noop", json!({}));
+    task.idempotency_key = Some("invoice-7".into());
+    let first = q.enqueue(&task, false).await.unwrap();
+    assert!(first.created);
+    let key = q.keys().idempotency("invoice-7");
+    assert_eq!(
+        redis.conn().pttl::<_, i64>(&key).unwrap(),
+        -1,
+        "no expiry while the task lives"
+    );
+
+    let claimed = q.claim(&queues(), 1, "w").await.unwrap().tasks.remove(0);
+    q.fail(&claimed, &failure(), None).await.unwrap();
+    assert!(
+        redis.conn().pttl::<_, i64>(&key).unwrap() > 0,
+        "expires with the final record"
+    );
+    q.resubmit(&first.id).await.unwrap();
+    assert_eq!(
+        redis.conn().pttl::<_, i64>(&key).unwrap(),
+        -1,
+        "a resubmitted task keeps its key"
+    );
+    let again = q.enqueue(&task, false).await.unwrap();
+    assert_eq!((again.id, again.created), (first.id, false));
+}

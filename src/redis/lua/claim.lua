@@ -50,11 +50,12 @@ for q = 5, #KEYS, 3 do
   -- Bounded work per call, even when most popped tasks are deferred.
   local budget = want * 2 + 50
   while want > 0 and budget > 0 do
-    local popped = rcall('ZPOPMIN', queue_key, math.min(want, budget))
-    if #popped == 0 then break end
-    for i = 1, #popped, 2 do
+    -- Read, then remove each task as it is handled: Redis does not roll a script
+    -- back, so an error midway must leave the unhandled tasks in the queue.
+    local head = rcall('ZRANGE', queue_key, 0, math.min(want, budget) - 1)
+    if #head == 0 then break end
+    for _, id in ipairs(head) do
       budget = budget - 1
-      local id = popped[i]
       local key = ctx.task .. id
       local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries', 'options')
       local token = token_base .. ':' .. (#out + 1)
@@ -70,6 +71,7 @@ for q = 5, #KEYS, 3 do
         out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
         want = want - 1
       end
+      rcall('ZREM', queue_key, id)
     end
   end
   -- More work is waiting: wake another blocked worker, unless this call stopped

@@ -19,6 +19,9 @@ rcall('HDEL', KEYS[3], 'result', 'traceback', 'finished_at', 'cancel_requested',
   'eta', 'expires_at', 'waiting')
 rcall('HSET', KEYS[3], 'status', 'PENDING', 'retries', 0)
 rcall('PERSIST', KEYS[3])
+-- Its idempotency key lives as long as the task again.
+local idem = rcall('HGET', KEYS[3], 'idempotency_key')
+if idem then rcall('PERSIST', ctx.idem .. idem) end
 make_ready(id, f[2], f[3], false)
 emit('resubmitted', id, f[2], 'PENDING')
 return 1
