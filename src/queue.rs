@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -13,6 +12,7 @@ use crate::{
     config::EngineConfig,
     error::{QueueError, Result},
     redis::{
+        Connection, TrackedConnection,
         keys::Keys,
         scripts::{self, Ctx, EnqueueArgs, Enqueued, FailArgs, TaskSpec},
     },
@@ -22,7 +22,7 @@ use crate::{
 /// Handle to one namespace of the queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
     cfg: EngineConfig,
 }
@@ -173,7 +173,7 @@ pub struct WorkflowRecord {
 
 impl Queue {
     /// A queue over the connection `conn` in the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: Keys, cfg: EngineConfig) -> Self {
+    pub fn new(conn: Connection, keys: Keys, cfg: EngineConfig) -> Self {
         Self { conn, keys, cfg }
     }
 
@@ -187,8 +187,8 @@ impl Queue {
         &self.cfg
     }
 
-    async fn conn(&self) -> Result<ConnectionManager> {
-        Ok(self.conn.clone())
+    async fn conn(&self) -> Result<TrackedConnection> {
+        Ok(self.conn.handle())
     }
 
     fn ctx_at(&self, now_ms: i64) -> Ctx<'_> {
@@ -477,7 +477,12 @@ impl Queue {
 
     /// Registers (or refreshes) a worker, the task names it runs and their
     /// defaults and rate limits; the registration expires after `ttl` without a refresh.
-    pub async fn register_worker(&self, w: &WorkerInfo, ttl: std::time::Duration) -> Result<()> {
+    ///
+    /// With `lift_unset` (at startup), the worker speaks for the names it registers:
+    /// a default or limit it does not set is removed (so a limit taken out of the
+    /// configuration goes away on restart). Heartbeats only re-assert what it sets,
+    /// so workers with different settings do not undo each other every beat.
+    pub async fn register_worker(&self, w: &WorkerInfo, ttl: std::time::Duration, lift_unset: bool) -> Result<()> {
         let k = &self.keys;
         let now = now_ms();
         let key = k.worker(&w.name);
@@ -502,8 +507,6 @@ impl Queue {
         if !w.task_names.is_empty() {
             pipe.sadd(k.task_names(), &w.task_names).ignore();
         }
-        // The registering worker speaks for the names it registers: what it sets no
-        // default or limit for loses any left by an earlier configuration.
         let without = |set: &mut dyn Iterator<Item = &String>| -> Vec<String> {
             let set: std::collections::HashSet<&String> = set.collect();
             w.task_names.iter().filter(|n| !set.contains(n)).cloned().collect()
@@ -513,7 +516,7 @@ impl Queue {
         if !w.task_defaults.is_empty() {
             pipe.hset_multiple(k.task_defaults(), &w.task_defaults).ignore();
         }
-        if !no_defaults.is_empty() {
+        if lift_unset && !no_defaults.is_empty() {
             pipe.hdel(k.task_defaults(), &no_defaults).ignore();
         }
         if !w.rate_limits.is_empty() {
@@ -524,7 +527,7 @@ impl Queue {
                 .collect();
             pipe.hset_multiple(k.rate_limits(), &limits).ignore();
         }
-        if !no_limits.is_empty() {
+        if lift_unset && !no_limits.is_empty() {
             pipe.hdel(k.rate_limits(), &no_limits).ignore();
         }
         pipe.query_async::<()>(&mut self.conn().await?).await?;

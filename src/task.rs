@@ -320,6 +320,13 @@ pub struct RateLimit {
 #[error("invalid rate limit {0:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s")]
 pub struct InvalidRateLimit(String);
 
+impl RateLimit {
+    /// True when the limit can be enforced (at least one start per window of at least 1 ms).
+    pub fn is_valid(&self) -> bool {
+        self.count >= 1 && self.window.as_millis() >= 1
+    }
+}
+
 impl std::str::FromStr for RateLimit {
     type Err = InvalidRateLimit;
 

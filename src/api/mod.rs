@@ -20,7 +20,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     queue::Queue,
-    redis::{connect, keys::Keys, notify::Notifier},
+    redis::{Connection, keys::Keys, notify::Notifier},
     worker::Registry,
 };
 
@@ -85,11 +85,14 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     cfg.validate()?;
     let state = AppState {
         queue: Queue::new(
-            connect(&cfg.redis)?,
+            Connection::new(&cfg.redis)?,
             Keys::new(&cfg.redis.namespace),
             cfg.engine.clone(),
         ),
-        notifier: Notifier::new(redis::Client::open(cfg.redis.url.as_str())?, cfg.redis.connect_timeout),
+        notifier: Notifier::new(
+            redis::Client::open(cfg.redis.url.as_str())?,
+            cfg.redis.connect_timeout * 3 / 4,
+        ),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
     };

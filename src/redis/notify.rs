@@ -28,12 +28,27 @@ pub struct Notifier {
 
 struct Inner {
     client: redis::Client,
-    connect_timeout: Duration,
-    /// The connection (with a number telling connections apart); locked while (un)subscribing.
-    sink: AsyncMutex<Option<(u64, PubSubSink)>>,
+    /// Limit of each step: connecting, locking, (un)subscribing.
+    timeout: Duration,
+    /// The connection; locked while (un)subscribing.
+    sink: AsyncMutex<Option<Conn>>,
     connections: std::sync::atomic::AtomicU64,
     /// Channel → its waiters.
     waiters: Mutex<HashMap<String, Waiters>>,
+}
+
+/// A pub/sub connection and the task reading it.
+struct Conn {
+    /// Tells connections apart (an old reader must not clear a newer connection).
+    id: u64,
+    sink: PubSubSink,
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 struct Waiters {
@@ -80,8 +95,9 @@ impl Drop for Subscription {
                     }
                     idle
                 };
-                if let (true, Some((_, sink))) = (gone, sink.as_ref()) {
-                    let _ = sink.clone().unsubscribe(&channel).await;
+                if let (true, Some(conn)) = (gone, sink.as_ref()) {
+                    let timeout = inner.timeout;
+                    let _ = tokio::time::timeout(timeout, conn.sink.clone().unsubscribe(&channel)).await;
                 }
             });
         }
@@ -89,12 +105,12 @@ impl Drop for Subscription {
 }
 
 impl Notifier {
-    /// A hub that connects on first use.
-    pub fn new(client: redis::Client, connect_timeout: Duration) -> Self {
+    /// A hub that connects on first use; each step may take `timeout` at most.
+    pub fn new(client: redis::Client, timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client,
-                connect_timeout,
+                timeout,
                 sink: AsyncMutex::new(None),
                 waiters: Mutex::new(HashMap::new()),
                 connections: Default::default(),
@@ -103,8 +119,13 @@ impl Notifier {
     }
 
     /// Subscribes to `channel`; returns once Redis confirmed the subscription.
+    /// Fails (rather than waits) when a step takes longer than the timeout: a
+    /// hung Redis must not hold every waiter, and the caller owes a 503 within 2 s.
     pub async fn subscribe(&self, channel: String) -> Result<Subscription> {
-        let mut sink = self.inner.sink.lock().await;
+        let timeout = self.inner.timeout;
+        let mut sink = tokio::time::timeout(timeout, self.inner.sink.lock())
+            .await
+            .map_err(|_| timed_out())?;
         if sink.is_none() {
             *sink = Some(self.connect().await?);
         }
@@ -125,32 +146,33 @@ impl Notifier {
         };
         // Every waiter has its own SUBSCRIBE confirmed (Redis ignores repeats), so
         // none reads its record before its channel is live.
-        let confirmed = sink
-            .as_mut()
-            .expect("connected above")
-            .1
-            .subscribe(&subscription.channel)
-            .await;
-        if confirmed.is_err() {
-            *sink = None;
+        let conn = sink.as_mut().expect("connected above");
+        let confirmed = tokio::time::timeout(timeout, conn.sink.subscribe(&subscription.channel)).await;
+        match confirmed {
+            Ok(Ok(())) => Ok(subscription),
+            failed => {
+                *sink = None; // drops the connection and stops its reader
+                Err(failed
+                    .map_err(|_| timed_out())
+                    .and_then(|r| r.map_err(Into::into))
+                    .unwrap_err())
+            }
         }
-        confirmed?;
-        Ok(subscription)
     }
 
     /// Connects the pub/sub connection and starts the task that dispatches its messages.
-    async fn connect(&self) -> Result<(u64, PubSubSink)> {
+    async fn connect(&self) -> Result<Conn> {
         let connect = self.inner.client.get_async_pubsub();
-        let pubsub = tokio::time::timeout(self.inner.connect_timeout, connect)
+        let pubsub = tokio::time::timeout(self.inner.timeout, connect)
             .await
-            .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+            .map_err(|_| timed_out())??;
         let (sink, mut stream) = pubsub.split();
         let id = self
             .inner
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
                 let waiters = inner.waiters.lock().expect("waiters lock");
                 if let Some(w) = waiters.get(msg.get_channel_name()) {
@@ -159,15 +181,24 @@ impl Notifier {
             }
             // Connection lost: forget it, and let every waiter read again (each
             // subscribes again, on a new connection).
-            let mut current = inner.sink.lock().await;
-            if current.as_ref().is_some_and(|(current_id, _)| *current_id == id) {
-                *current = None;
-            }
-            drop(current);
             for w in inner.waiters.lock().expect("waiters lock").values() {
                 let _ = w.tx.send(());
             }
+            let mut current = inner.sink.lock().await;
+            let dead = current.take_if(|c| c.id == id);
+            drop(current);
+            // Last statement: dropping the Conn aborts this very task, which has
+            // nothing left to do (an abort only takes effect at an await).
+            drop(dead);
         });
-        Ok((id, sink))
+        Ok(Conn {
+            id,
+            sink,
+            reader: reader.abort_handle(),
+        })
     }
+}
+
+fn timed_out() -> crate::error::QueueError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)).into()
 }

@@ -246,6 +246,10 @@ pub async fn fail(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &FailArgs<'_
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(|c| c == 2)
 }
 
+/// Most times a task is handed back by workers that do not have it before it
+/// fails (with one-second delays: about five minutes).
+const MAX_HANDBACKS: u32 = 300;
+
 /// Runs `release.lua`: hand a claimed task back, to its queue's front, or to its
 /// delayed set until `due_ms` (when not 0).
 pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str, due_ms: i64) -> Result<()> {
@@ -254,7 +258,9 @@ pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, to
         .key(ctx.keys.leases())
         .arg(id)
         .arg(token)
-        .arg(due_ms);
+        .arg(due_ms)
+        .arg(MAX_HANDBACKS)
+        .arg(ctx.keys.rate_log_prefix());
     QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
 }
 

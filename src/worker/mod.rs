@@ -31,7 +31,7 @@ use crate::{
     config::WorkerConfig,
     error::QueueError,
     queue::{Queue, WorkerInfo},
-    redis::{BlockingConnection, connect, keys::Keys},
+    redis::{BlockingConnection, Connection, keys::Keys},
     task::{ClaimedTask, RateLimit, now_ms},
 };
 
@@ -88,7 +88,7 @@ pub async fn run(
 ) -> Result<StopDetails, WorkerError> {
     cfg.validate()?;
     let queue = Queue::new(
-        connect(&cfg.redis)?,
+        Connection::new(&cfg.redis)?,
         Keys::new(&cfg.redis.namespace),
         cfg.engine.clone(),
     );
@@ -119,11 +119,18 @@ pub async fn run(
             .collect(),
         rate_limits: rate_limits
             .into_iter()
+            .filter(|(name, l)| {
+                let valid = l.is_valid();
+                if !valid {
+                    tracing::warn!(task = %name, "ignoring a rate limit of zero starts or an empty window");
+                }
+                valid
+            })
             .map(|(name, l)| (name, l.count, l.window.as_millis() as u64))
             .collect(),
     };
     // Registered before the first claim, so rate limits and defaults hold from the start.
-    if let Err(e) = queue.register_worker(&info, cfg.heartbeat_interval() * 3).await {
+    if let Err(e) = queue.register_worker(&info, cfg.heartbeat_interval() * 3, true).await {
         tracing::warn!(error.message = %e, "worker registration failed; retrying with the heartbeat");
     }
     tokio::spawn(cancel_listener(
@@ -314,7 +321,7 @@ async fn heartbeat_loop(
             }
             Err(e) => tracing::warn!(error.message = %e, "heartbeat failed"),
         }
-        if let Err(e) = queue.register_worker(&info, every * 3).await {
+        if let Err(e) = queue.register_worker(&info, every * 3, false).await {
             tracing::warn!(error.message = %e, "worker registration failed");
         }
     }

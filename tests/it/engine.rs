@@ -208,7 +208,7 @@ async fn unknown_task_names_are_refused_unless_registered() {
         task_defaults: vec![],
         rate_limits: vec![],
     };
-    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
+    q.register_worker(&info, Duration::from_secs(5), true).await.unwrap();
     q.enqueue(&task, true).await.unwrap();
     assert_eq!(q.registered_task_names().await.unwrap(), vec!["transcode".to_owned()]);
     let ttl: i64 = redis.conn().pttl(q.keys().worker("custom-1")).unwrap();
@@ -247,12 +247,12 @@ async fn a_worker_registration_drops_limits_and_defaults_it_no_longer_sets() {
         task_defaults: vec![("report".into(), r#"{"max_retries":2}"#.into())],
         rate_limits: vec![("report".into(), 5, 1000)],
     };
-    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
+    q.register_worker(&info, Duration::from_secs(5), true).await.unwrap();
     let limit: Option<String> = redis.conn().hget(q.keys().rate_limits(), "report").unwrap();
     assert_eq!(limit.as_deref(), Some("5 1000"));
     info.task_defaults.clear();
     info.rate_limits.clear();
-    q.register_worker(&info, Duration::from_secs(5)).await.unwrap();
+    q.register_worker(&info, Duration::from_secs(5), true).await.unwrap();
     let limit: Option<String> = redis.conn().hget(q.keys().rate_limits(), "report").unwrap();
     let defaults: Option<String> = redis.conn().hget(q.keys().task_defaults(), "report").unwrap();
     assert_eq!((limit, defaults), (None, None));
@@ -287,4 +287,35 @@ async fn an_idempotency_key_lives_as_long_as_its_task() {
     );
     let again = q.enqueue(&task, false).await.unwrap();
     assert_eq!((again.id, again.created), (first.id, false));
+}
+
+#[tokio::test]
+async fn a_task_no_worker_has_fails_after_too_many_hand_backs_and_frees_its_rate_slot() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    redis::cmd("HSET")
+        .arg(q.keys().rate_limits())
+        .arg("orphan")
+        .arg("1 60000")
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    let id = q.enqueue(&NewTask::new("orphan", json!({})), false).await.unwrap().id;
+    let mut handbacks = 0;
+    loop {
+        let claim = q.claim(&queues(), 1, "w").await.unwrap();
+        let Some(task) = claim.tasks.into_iter().next() else {
+            panic!("the hand-back must free the rate-limit slot (after {handbacks} hand-backs)");
+        };
+        q.release_after(&task, Duration::from_millis(1)).await.unwrap();
+        let record = q.get(&id).await.unwrap().unwrap();
+        if record.status == TaskStatus::Failure {
+            assert_eq!(record.result.unwrap()["exc_type"], "NotRegistered");
+            assert_eq!(record.attempts, 0, "hand-backs are not attempts");
+            break;
+        }
+        handbacks += 1;
+        assert!(handbacks <= 300, "never gave up");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(handbacks, 300);
 }

@@ -142,6 +142,20 @@ async fn a_hung_redis_gives_503_within_two_seconds_not_a_hang() {
         assert_eq!(api.get_task(&id).await.0, 503);
         assert!(started.elapsed() < Duration::from_millis(2500));
     }
+    // A long-poll does not hang on a hung Redis either.
+    let started = Instant::now();
+    let resp = api
+        .http
+        .get(api.url(&format!("/tasks/{id}?wait=10")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
     redis.signal("CONT");
 
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -338,7 +338,7 @@ async fn wait_http_ok(http: &reqwest::Client, url: &str) {
 pub fn queue(redis: &TestRedis, engine: celeriac::config::EngineConfig) -> celeriac::Queue {
     let cfg = celeriac::config::RedisConfig::new(redis.url());
     celeriac::Queue::new(
-        celeriac::redis::connect(&cfg).unwrap(),
+        celeriac::redis::Connection::new(&cfg).unwrap(),
         celeriac::redis::keys::Keys::new(&unique_ns()),
         engine,
     )

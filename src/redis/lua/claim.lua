@@ -22,6 +22,8 @@ local function admit(id, name, delayed_key, token)
   if not limit then return true end
   local count, window = string.match(limit, '^(%d+) (%d+)$')
   count, window = tonumber(count), tonumber(window)
+  -- An unreadable or empty limit must not fail every claim: it limits nothing.
+  if not count or not window or count < 1 or window < 1 then return true end
   local log = rate_prefix .. name
   rcall('ZREMRANGEBYSCORE', log, '-inf', now - window)
   if rcall('ZCARD', log) < count then
@@ -74,9 +76,9 @@ for q = 5, #KEYS, 3 do
       rcall('ZREM', queue_key, id)
     end
   end
-  -- More work is waiting: wake another blocked worker, unless this call stopped
-  -- because what it popped was over its rate limit (the next due time wakes us).
-  if want == 0 and rcall('ZCARD', queue_key) > 0 then
+  -- More work is waiting (this call's slots are full, or its budget went on
+  -- tasks over their rate limit): wake another blocked worker.
+  if (want == 0 or budget <= 0) and rcall('ZCARD', queue_key) > 0 then
     rcall('ZADD', wake_key, 0, 'w')
   end
 end
