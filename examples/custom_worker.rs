@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use celeriac::{
     config::{RedisConfig, WorkerConfig},
+    model::TaskOptions,
     shutdown,
-    task::TaskOptions,
-    telemetry,
-    worker::{self, Registry, TaskContext, TaskError},
+    tasks::{Registry, TaskContext, TaskError},
+    telemetry, worker,
 };
 use serde::{Deserialize, Serialize};
 

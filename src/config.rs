@@ -17,6 +17,18 @@ pub enum ConfigError {
     },
 }
 
+/// The error with its causes (a Redis URL error's text is in its source).
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -47,7 +59,7 @@ impl RedisConfig {
 
     /// Checks the settings; call at startup.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        redis::Client::open(self.url.as_str()).map_err(|e| invalid("broker URL", e.to_string()))?;
+        crate::redis::connect::check_url(&self.url).map_err(|e| invalid("broker URL", error_text(&e)))?;
         validate_name("namespace", &self.namespace)?;
         Ok(())
     }
@@ -63,9 +75,7 @@ impl RedisConfig {
             return Ok(None);
         };
         let parse = |url: &str| {
-            redis::Client::open(url)
-                .map(|c| c.get_connection_info().clone())
-                .map_err(|e| invalid("result backend URL", e.to_string()))
+            crate::redis::connect::check_url(url).map_err(|e| invalid("result backend URL", error_text(&e)))
         };
         let (broker, result) = (parse(&self.url)?, parse(backend)?);
         if broker.addr() != result.addr() {
@@ -203,7 +213,7 @@ pub struct WorkerConfig {
     /// before it is aborted.
     pub cancel_grace: Duration,
     /// Rate limits by task name; they override the limits set at registration.
-    pub rate_limits: Vec<(String, crate::task::RateLimit)>,
+    pub rate_limits: Vec<(String, crate::model::RateLimit)>,
 }
 
 impl WorkerConfig {
@@ -212,7 +222,7 @@ impl WorkerConfig {
         Self {
             redis,
             engine: EngineConfig::default(),
-            queues: vec![crate::task::DEFAULT_QUEUE.to_owned()],
+            queues: vec![crate::model::DEFAULT_QUEUE.to_owned()],
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             name: name.into(),
             grace: Duration::from_secs(30),

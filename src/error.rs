@@ -1,4 +1,8 @@
-//! The engine's error type.
+//! The engine's error type, and the one JSON shape every HTTP error takes
+//! (`{"error": {"code", "message"}}`), on the API and on the worker's health port.
+
+use poem_openapi::Object;
+use serde::Serialize;
 
 /// What can go wrong talking to the queue.
 #[derive(Debug, thiserror::Error)]
@@ -63,3 +67,41 @@ impl QueueError {
 
 /// Result alias of the engine.
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// Body of every HTTP error response.
+#[derive(Debug, Object, Serialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, Object, Serialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`bad_json`, `invalid_task`, `not_found`, …).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// For `unknown_task`: the task names that can be enqueued.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_tasks: Option<Vec<String>>,
+}
+
+impl ErrorBody {
+    /// An error with `code` and `message`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+                known_tasks: None,
+            },
+        }
+    }
+
+    /// The same, as a JSON value (for handlers outside poem-openapi).
+    pub fn json(code: &str, message: impl Into<String>) -> serde_json::Value {
+        serde_json::to_value(Self::new(code, message)).unwrap_or_default()
+    }
+}

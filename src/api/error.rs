@@ -1,28 +1,10 @@
 //! The one JSON error shape of the API: `{"error": {"code", "message"}}`.
 
 use poem::{IntoResponse, Response, http::StatusCode};
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, payload::Json};
 
 use crate::error::QueueError;
-
-/// Body of every error response.
-#[derive(Debug, Object)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The error itself.
-#[derive(Debug, Object)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code (`bad_json`, `invalid_task`, `not_found`, …).
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-    /// For `unknown_task`: the task names that can be enqueued.
-    #[oai(skip_serializing_if_is_none)]
-    pub known_tasks: Option<Vec<String>>,
-}
+pub use crate::error::{ErrorBody, ErrorDetail};
 
 /// Error responses shared by every operation.
 #[derive(Debug, ApiResponse)]
@@ -51,13 +33,7 @@ pub enum ApiError {
 }
 
 fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
-    Json(ErrorBody {
-        error: ErrorDetail {
-            code: code.to_owned(),
-            message: message.into(),
-            known_tasks: None,
-        },
-    })
+    Json(ErrorBody::new(code, message))
 }
 
 impl ApiError {
@@ -115,6 +91,11 @@ impl From<QueueError> for ApiError {
                 Self::Unavailable(body("redis_unavailable", "redis is unreachable, retry later"))
             }
             QueueError::NotFound => Self::NotFound(body("not_found", "no such task")),
+            QueueError::Conflict | QueueError::NotRunning | QueueError::LeaseLost => {
+                Self::conflict("the task's status does not allow this")
+            }
+            QueueError::DuplicateTask => Self::conflict("a task with this id exists already"),
+            QueueError::UnknownTaskName(name) => Self::unknown_task(&name, Vec::new()),
             e => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
                 Self::Internal(body("internal", "internal server error"))
@@ -147,6 +128,5 @@ pub async fn render(err: poem::Error) -> Response {
     } else {
         err.to_string()
     };
-    let json = serde_json::json!({"error": {"code": code, "message": message}});
-    (status, poem::web::Json(json)).into_response()
+    (status, poem::web::Json(ErrorBody::new(code, message))).into_response()
 }

@@ -4,11 +4,7 @@ use std::time::Duration;
 
 use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
-use super::{
-    AppState, Tag,
-    error::{ErrorBody, ErrorDetail},
-    models::HealthView,
-};
+use super::{AppState, Tag, error::ErrorBody, models::HealthView};
 
 /// Health endpoints for load balancers and orchestrators.
 pub struct HealthApi {
@@ -43,13 +39,7 @@ impl HealthApi {
             Ok(Ok(())) => ReadyResponse::Ready(Json(HealthView {
                 status: "ready".to_owned(),
             })),
-            _ => ReadyResponse::NotReady(Json(ErrorBody {
-                error: ErrorDetail {
-                    code: "redis_unavailable".to_owned(),
-                    message: "redis is unreachable".to_owned(),
-                    known_tasks: None,
-                },
-            })),
+            _ => ReadyResponse::NotReady(Json(ErrorBody::new("redis_unavailable", "redis is unreachable"))),
         }
     }
 }

@@ -20,8 +20,8 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     queue::Queue,
-    redis::{Connection, keys::Keys, notify::Notifier},
-    worker::Registry,
+    redis::{connect, notify::Notifier},
+    tasks::Registry,
 };
 
 #[derive(Tags)]
@@ -72,9 +72,6 @@ pub enum ApiStartError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The Redis client could not be built.
-    #[error("invalid redis settings")]
-    Redis(#[from] redis::RedisError),
     /// The Redis connection could not be set up.
     #[error(transparent)]
     Queue(#[from] crate::error::QueueError),
@@ -84,15 +81,8 @@ pub enum ApiStartError {
 pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartError> {
     cfg.validate()?;
     let state = AppState {
-        queue: Queue::new(
-            Connection::new(&cfg.redis)?,
-            Keys::new(&cfg.redis.namespace),
-            cfg.engine.clone(),
-        ),
-        notifier: Notifier::new(
-            redis::Client::open(cfg.redis.url.as_str())?,
-            cfg.redis.connect_timeout * 3 / 4,
-        ),
+        queue: Queue::connect(&cfg.redis, cfg.engine.clone())?,
+        notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
     };

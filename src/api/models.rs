@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::{
-    queue::{QueueStats, WorkflowKind, WorkflowRecord},
-    task::{TaskRecord, TaskStatus},
+    model::{QueueStats, WorkflowKind, WorkflowRecord},
+    model::{TaskRecord, TaskStatus},
 };
 
 /// `POST /tasks` body (also a task of `POST /workflows`). Every field but `name` is optional.

@@ -16,8 +16,8 @@ use super::{
 use crate::{
     config::validate_name,
     error::QueueError,
+    model::{DEFAULT_QUEUE, NewTask, TaskOptions},
     queue::Cancel,
-    task::{DEFAULT_QUEUE, NewTask, TaskOptions},
 };
 
 /// Longest `?wait=` accepted, in seconds.

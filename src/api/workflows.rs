@@ -9,7 +9,7 @@ use super::{
     models::{JsonBody, WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView},
     tasks::{Placement, new_task, wait_final},
 };
-use crate::{error::QueueError, queue::WorkflowKind};
+use crate::{error::QueueError, model::WorkflowKind};
 
 /// Workflow operations.
 pub struct WorkflowsApi {

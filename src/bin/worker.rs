@@ -2,14 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use celeriac::{
-    cli::CommonArgs,
-    config::WorkerConfig,
-    shutdown,
-    task::RateLimit,
-    telemetry,
-    worker::{self, Registry},
-};
+use celeriac::{cli::CommonArgs, config::WorkerConfig, model::RateLimit, shutdown, tasks::Registry, telemetry, worker};
 use clap::Parser;
 
 #[derive(Parser)]

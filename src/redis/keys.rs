@@ -1,10 +1,33 @@
-//! Every Redis key and channel name celeriac uses, built in one place.
+//! Every Redis key and channel name celeriac uses, built in one place, and the
+//! only table of what each key holds.
 //!
 //! All names share the hash tag `{<namespace>}` so that every multi-key Lua
 //! script stays legal on Redis Cluster (all keys of a namespace map to one
 //! slot). Scripts that act on tasks they only learn about inside Redis (a batch
-//! claim, the reaper) receive a key *prefix* from here and append the task id or
-//! queue name; the tag in the prefix keeps those keys in the same slot.
+//! claim, the reaper, workflow steps) receive a key *prefix* from here and append
+//! the task id or queue name; the tag in the prefix keeps those keys in the same slot.
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `{ns}:task:<id>` | HASH | the task record: `id name queue args status priority max_retries retries attempts lost_deliveries handbacks created_at eta started_at finished_at expires_at worker lease result traceback errors children parent_id progress options idempotency_key cancel_requested workflow wf_index wf_role next waiting`; times are ms since the epoch, `args`/`result`/`errors`/`children`/`progress`/`options` JSON. Expires `result_ttl` after a final state. |
+//! | `{ns}:queue:<q>` | ZSET | ready task ids; score `(9 - priority) * 2^44 + seq`, so ZPOPMIN gives priority, then FIFO |
+//! | `{ns}:delayed:<q>` | ZSET | task ids waiting for their time (countdown, ETA, retry backoff, rate limit); score = due ms |
+//! | `{ns}:wake:<q>` | ZSET | one member `w`: set whenever work may be waiting; idle workers block on it with BZPOPMIN |
+//! | `{ns}:leases` | ZSET | claimed task id → lease deadline ms; the reaper returns expired ones to their queue |
+//! | `{ns}:seq` | STRING | FIFO counter |
+//! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`), capped with MAXLEN ~ |
+//! | `{ns}:dead` | LIST | tasks given up after too many lost deliveries |
+//! | `{ns}:queues` | SET | queue names ever used |
+//! | `{ns}:task_names` | SET | task names registered by workers |
+//! | `{ns}:task_defaults` | HASH | task name → default options JSON published at registration |
+//! | `{ns}:rate_limits` | HASH | task name → `"<count> <window_ms>"` |
+//! | `{ns}:rate:<name>` | ZSET | recent start times of a rate-limited name (sliding window) |
+//! | `{ns}:idem:<key>` | STRING | idempotency key → id of the task created with it; expires with the task |
+//! | `{ns}:workers` | ZSET | worker name → last heartbeat ms |
+//! | `{ns}:worker:<name>` | HASH | worker registration (hostname, pid, queues, concurrency, started_at), expires without heartbeats |
+//! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
+//! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
+//! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
 
 /// Builds key names for one namespace.
 #[derive(Clone, Debug)]

@@ -6,11 +6,11 @@ use futures_util::FutureExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
+use crate::tasks::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
 use crate::{
     error::QueueError,
+    model::{ClaimedTask, TaskOptions, now_ms},
     queue::{Failure, Queue},
-    task::{ClaimedTask, TaskOptions, now_ms},
 };
 
 /// Default base of the exponential retry delay.

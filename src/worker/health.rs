@@ -1,5 +1,6 @@
 //! The worker's optional health port: `/healthz` answers 200 only while the
-//! consume loop is turning, `/readyz` while Redis answers.
+//! consume loop is turning ([`LoopLiveness`], not to be confused with the lease
+//! heartbeat), `/readyz` while Redis answers.
 
 use std::{
     sync::{
@@ -13,16 +14,16 @@ use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode, listener:
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{queue::Queue, task::now_ms};
+use crate::{error::ErrorBody, model::now_ms, queue::Queue};
 
 /// Liveness of the consume loop: the time of its last turn.
 #[derive(Clone, Debug)]
-pub struct Heartbeat {
+pub struct LoopLiveness {
     last_tick_ms: Arc<AtomicI64>,
     stale_after: Duration,
 }
 
-impl Heartbeat {
+impl LoopLiveness {
     /// A heartbeat that counts as stale `stale_after` without a tick.
     pub fn new(stale_after: Duration) -> Self {
         Self {
@@ -48,16 +49,15 @@ impl Heartbeat {
 }
 
 #[handler]
-fn healthz(beat: Data<&Heartbeat>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
-    let age = beat.age_ms();
-    if beat.is_alive() {
+fn healthz(liveness: Data<&LoopLiveness>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
+    let age = liveness.age_ms();
+    if liveness.is_alive() {
         (
             StatusCode::OK,
             poem::web::Json(json!({"status": "ok", "last_loop_ms_ago": age})),
         )
     } else {
-        let error =
-            json!({"error": {"code": "stalled", "message": format!("consume loop has not turned for {age} ms")}});
+        let error = ErrorBody::json("stalled", format!("consume loop has not turned for {age} ms"));
         (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
     }
 }
@@ -67,7 +67,7 @@ async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json:
     match tokio::time::timeout(Duration::from_secs(2), queue.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, poem::web::Json(json!({"status": "ready"}))),
         _ => {
-            let error = json!({"error": {"code": "redis_unavailable", "message": "redis is unreachable"}});
+            let error = ErrorBody::json("redis_unavailable", "redis is unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
         }
     }
@@ -76,14 +76,14 @@ async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json:
 /// Serves the health endpoints on a bound `acceptor` until `shutdown` fires.
 pub async fn serve(
     acceptor: TcpAcceptor,
-    beat: Heartbeat,
+    liveness: LoopLiveness,
     queue: Queue,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
-        .data(beat)
+        .data(liveness)
         .data(queue);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))

@@ -5,8 +5,8 @@ use std::time::Duration;
 use celeriac::{
     QueueError,
     config::EngineConfig,
+    model::{NewTask, TaskStatus, now_ms},
     queue::Failure,
-    task::{NewTask, TaskStatus, now_ms},
 };
 use redis::Commands;
 use serde_json::json;
@@ -197,7 +197,7 @@ async fn unknown_task_names_are_refused_unless_registered() {
     let q = queue(&redis, EngineConfig::default());
     let task = NewTask::new("transcode", json!({}));
     assert!(matches!(q.enqueue(&task, true).await, Err(QueueError::UnknownTaskName(n)) if n == "transcode"));
-    let info = celeriac::queue::WorkerInfo {
+    let info = celeriac::model::WorkerInfo {
         name: "custom-1".into(),
         hostname: "h".into(),
         pid: 1,
@@ -236,7 +236,7 @@ async fn due_delayed_tasks_count_as_ready_for_autoscalers() {
 async fn a_worker_registration_drops_limits_and_defaults_it_no_longer_sets() {
     let redis = TestRedis::start();
     let q = queue(&redis, EngineConfig::default());
-    let mut info = celeriac::queue::WorkerInfo {
+    let mut info = celeriac::model::WorkerInfo {
         name: "w1".into(),
         hostname: "h".into(),
         pid: 1,

@@ -336,12 +336,9 @@ async fn wait_http_ok(http: &reqwest::Client, url: &str) {
 
 /// Engine-level access: a `Queue` over a test Redis in a fresh namespace.
 pub fn queue(redis: &TestRedis, engine: celeriac::config::EngineConfig) -> celeriac::Queue {
-    let cfg = celeriac::config::RedisConfig::new(redis.url());
-    celeriac::Queue::new(
-        celeriac::redis::Connection::new(&cfg).unwrap(),
-        celeriac::redis::keys::Keys::new(&unique_ns()),
-        engine,
-    )
+    let mut cfg = celeriac::config::RedisConfig::new(redis.url());
+    cfg.namespace = unique_ns();
+    celeriac::Queue::connect(&cfg, engine).unwrap()
 }
 
 /// A worker running in the test process (for tasks the worker binary does not ship).
@@ -354,7 +351,7 @@ impl InProcessWorker {
     pub fn start(
         redis_url: &str,
         ns: &str,
-        registry: celeriac::worker::Registry,
+        registry: celeriac::tasks::Registry,
         configure: impl FnOnce(&mut celeriac::config::WorkerConfig),
     ) -> Self {
         let mut redis = celeriac::config::RedisConfig::new(redis_url);

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use celeriac::{
-    task::{NewTask, RateLimit, TaskOptions},
-    worker::{Registry, TaskContext, TaskError},
+    model::{NewTask, RateLimit, TaskOptions},
+    tasks::{Registry, TaskContext, TaskError},
 };
 use serde_json::{Value, json};
 

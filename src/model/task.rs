@@ -1,14 +1,10 @@
-//! Domain types of the task model (no I/O): what is enqueued, what a worker
+//! The task model (no I/O): statuses, options, what is enqueued, what a worker
 //! claims, and the record read back.
-
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
-
-use crate::error::QueueError;
 
 /// The queue used when none is given.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -246,123 +242,13 @@ pub struct TaskRecord {
     pub workflow_id: Option<Uuid>,
 }
 
-impl TaskRecord {
-    /// Reads a record from the fields of its Redis hash (see `redis/mod.rs`).
-    pub fn from_hash(mut h: HashMap<String, String>) -> Result<Self, QueueError> {
-        let corrupt = |what: &str| QueueError::Corrupt(format!("task field {what}"));
-        let mut take = |k: &str| h.remove(k).filter(|v| !v.is_empty());
-        let json = |v: Option<String>| v.and_then(|s| serde_json::from_str::<Value>(&s).ok());
-        let time = |v: Option<String>| {
-            v.and_then(|s| s.parse::<i64>().ok())
-                .and_then(DateTime::from_timestamp_millis)
-        };
-        let num = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
-        let id = take("id").and_then(|s| s.parse().ok()).ok_or_else(|| corrupt("id"))?;
-        let status = take("status")
-            .as_deref()
-            .and_then(TaskStatus::parse)
-            .ok_or_else(|| corrupt("status"))?;
-        let list = |v: Option<Value>| match v {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        Ok(Self {
-            id,
-            status,
-            name: take("name").unwrap_or_default(),
-            queue: take("queue").unwrap_or_default(),
-            args: json(take("args")).unwrap_or(Value::Null),
-            result: json(take("result")),
-            traceback: take("traceback"),
-            children: list(json(take("children")))
-                .into_iter()
-                .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()))
-                .collect(),
-            parent_id: take("parent_id").and_then(|s| s.parse().ok()),
-            attempts: num(take("attempts")),
-            retries: num(take("retries")),
-            max_retries: num(take("max_retries")),
-            priority: num(take("priority")).min(9) as u8,
-            errors: list(json(take("errors"))),
-            progress: json(take("progress")),
-            created_at: time(take("created_at")).ok_or_else(|| corrupt("created_at"))?,
-            eta: time(take("eta")),
-            started_at: time(take("started_at")),
-            finished_at: time(take("finished_at")),
-            worker: take("worker"),
-            expires_at: time(take("expires_at")),
-            options: take("options")
-                .map(|s| TaskOptions::from_stored(&s))
-                .unwrap_or_default(),
-            cancel_requested: take("cancel_requested").is_some(),
-            workflow_id: take("workflow").and_then(|s| s.parse().ok()),
-        })
-    }
-}
-
 /// Milliseconds since the Unix epoch, the clock every script receives (`now_ms`).
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// A cluster-wide rate limit of one task name: at most `count` starts in any
-/// `window` (a sliding window kept in Redis). Written `10/s`, `100/m`, `5/h` or `3/10s`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Starts allowed per window.
-    pub count: u32,
-    /// The window.
-    pub window: std::time::Duration,
-}
-
-/// A rate limit that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid rate limit {0:?}: expected <count>/<unit> like 10/s, 100/m, 5/h or 3/10s")]
-pub struct InvalidRateLimit(String);
-
-impl RateLimit {
-    /// True when the limit can be enforced (at least one start per window of at least 1 ms).
-    pub fn is_valid(&self) -> bool {
-        self.count >= 1 && self.window.as_millis() >= 1
-    }
-}
-
-impl std::str::FromStr for RateLimit {
-    type Err = InvalidRateLimit;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InvalidRateLimit(s.to_owned());
-        let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
-        let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        let per = per.trim();
-        let (amount, unit) = per.split_at(per.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
-        let amount: u64 = if amount.is_empty() {
-            1
-        } else {
-            amount.parse().map_err(|_| bad())?
-        };
-        let unit_secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => return Err(bad()),
-        };
-        if count == 0 || amount == 0 {
-            return Err(bad());
-        }
-        Ok(Self {
-            count,
-            window: std::time::Duration::from_secs(amount * unit_secs),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::RateLimit;
-
     #[test]
     fn options_survive_an_empty_list_reencoded_by_lua() {
         let o = super::TaskOptions::from_stored(r#"{"retry_on":{},"time_limit":5}"#);
@@ -370,29 +256,5 @@ mod tests {
         assert_eq!(o.time_limit, Some(5.0));
         let o = super::TaskOptions::from_stored(r#"{"retry_on":["A"],"future_option":1}"#);
         assert_eq!(o.retry_on, Some(vec!["A".to_owned()]));
-    }
-
-    #[test]
-    fn rate_limits_parse_like_celery() {
-        let rl = |s: &str| s.parse::<RateLimit>();
-        assert_eq!(
-            rl("10/s").unwrap(),
-            RateLimit {
-                count: 10,
-                window: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(rl("100/m").unwrap().window, Duration::from_secs(60));
-        assert_eq!(rl("5/h").unwrap().window, Duration::from_secs(3600));
-        assert_eq!(
-            rl("3/10s").unwrap(),
-            RateLimit {
-                count: 3,
-                window: Duration::from_secs(10)
-            }
-        );
-        for bad in ["", "10", "0/s", "x/s", "10/d", "10/0s"] {
-            assert!(rl(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Number, Value};
 
-use super::registry::{Registry, TaskContext, TaskError};
+use super::{Registry, TaskContext, TaskError};
 
 /// Longest `sleep` accepted (one day).
 const MAX_SLEEP_SECS: f64 = 86_400.0;
@@ -35,7 +35,16 @@ fn default_fail_message() -> String {
     "task failed on purpose".to_owned()
 }
 
-pub(crate) fn register(r: &mut Registry) {
+impl Registry {
+    /// A registry holding the built-in tasks (`add`, `noop`, `sleep`, `echo`, `fail`).
+    pub fn with_builtins() -> Self {
+        let mut r = Self::new();
+        register(&mut r);
+        r
+    }
+}
+
+fn register(r: &mut Registry) {
     r.register("add", |_ctx: TaskContext, args: AddArgs| async move { add(args) })
         .register("noop", |_ctx: TaskContext, _args: IgnoredAny| async {
             Ok::<_, TaskError>(Value::Null)

@@ -1,0 +1,146 @@
+//! The worker's side of a task's life: claim under a lease, heartbeat, then
+//! complete, fail (retry) or release; the reaper returns expired leases.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Queue, parse_id};
+use crate::{
+    error::Result,
+    model::{ClaimedTask, TaskOptions, now_ms},
+    redis::scripts::{self, FailArgs},
+};
+
+/// The outcome of a claim.
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// Tasks now leased to the caller.
+    pub tasks: Vec<ClaimedTask>,
+    /// When the earliest delayed task of these queues is due (ms), if any.
+    pub next_due_ms: Option<i64>,
+}
+
+/// A task's failure as stored: `result` gets `{"exc_type", "exc_message"}`.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Kind of error, like an exception class name (`TaskError`, `TimeLimitExceeded`, …).
+    pub exc_type: String,
+    /// Its message.
+    pub message: String,
+    /// The error chain, outermost first.
+    pub traceback: String,
+}
+
+impl Queue {
+    /// Claims up to `max` ready tasks of `queues` (in order of preference) for `worker`,
+    /// promoting due delayed tasks first.
+    pub async fn claim(&self, queues: &[String], max: usize, worker: &str) -> Result<Claim> {
+        let token_base = Uuid::new_v4().simple().to_string();
+        let (next_due, rows) = scripts::claim(
+            &mut self.conn().await?,
+            &self.ctx(),
+            queues,
+            max,
+            self.lease_ms(),
+            worker,
+            &token_base,
+        )
+        .await?;
+        let tasks = rows
+            .into_iter()
+            .map(
+                |(id, token, name, args, queue, attempts, retries, max_retries, options)| {
+                    Ok(ClaimedTask {
+                        id: parse_id(&id)?,
+                        token,
+                        name,
+                        args: serde_json::from_str(&args).unwrap_or(Value::Null),
+                        queue,
+                        attempts,
+                        retries,
+                        max_retries,
+                        options: TaskOptions::from_stored(&options),
+                    })
+                },
+            )
+            .collect::<Result<_>>()?;
+        Ok(Claim {
+            tasks,
+            next_due_ms: (next_due >= 0).then_some(next_due),
+        })
+    }
+
+    /// Extends the leases of held tasks; returns the ids whose lease was lost and
+    /// the ids whose cancellation was requested.
+    pub async fn heartbeat(&self, held: &[(Uuid, String)]) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
+        if held.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let pairs: Vec<(String, String)> = held.iter().map(|(id, t)| (id.to_string(), t.clone())).collect();
+        let (lost, cancelled) =
+            scripts::heartbeat(&mut self.conn().await?, &self.ctx(), self.lease_ms(), &pairs).await?;
+        let ids = |v: Vec<String>| v.iter().filter_map(|id| id.parse().ok()).collect();
+        Ok((ids(lost), ids(cancelled)))
+    }
+
+    /// Records a task's success. `Err(LeaseLost)` when another worker owns it now.
+    pub async fn complete(&self, task: &ClaimedTask, result: &Value) -> Result<()> {
+        let id = task.id.to_string();
+        scripts::complete(
+            &mut self.conn().await?,
+            &self.ctx(),
+            &id,
+            &task.token,
+            &result.to_string(),
+        )
+        .await
+    }
+
+    /// Records a failed attempt: a retry at `retry_at_ms`, or a final failure when `None`.
+    /// Returns true when a retry was scheduled.
+    pub async fn fail(&self, task: &ClaimedTask, failure: &Failure, retry_at_ms: Option<i64>) -> Result<bool> {
+        let error = serde_json::json!({"exc_type": failure.exc_type, "exc_message": failure.message});
+        let args = FailArgs {
+            id: &task.id.to_string(),
+            token: &task.token,
+            queue: &task.queue,
+            error_json: &error.to_string(),
+            traceback: &failure.traceback,
+            retry_at_ms,
+        };
+        scripts::fail(&mut self.conn().await?, &self.ctx(), &args).await
+    }
+
+    /// Hands a claimed task back to the front of its queue (graceful shutdown).
+    pub async fn release(&self, task: &ClaimedTask) -> Result<()> {
+        self.release_after(task, std::time::Duration::ZERO).await
+    }
+
+    /// Hands a claimed task back, to be claimed again after `delay` (by any worker).
+    pub async fn release_after(&self, task: &ClaimedTask, delay: std::time::Duration) -> Result<()> {
+        let id = task.id.to_string();
+        let ctx = self.ctx();
+        let due = if delay.is_zero() {
+            0
+        } else {
+            ctx.now_ms + delay.as_millis() as i64
+        };
+        scripts::release(&mut self.conn().await?, &ctx, &id, &task.token, due).await
+    }
+
+    /// Returns tasks with expired leases to their queues; returns (requeued, dead-lettered).
+    pub async fn reap(&self) -> Result<(u64, u64)> {
+        self.reap_at(now_ms()).await
+    }
+
+    /// [`Queue::reap`] as if the time were `now_ms` (tests move time forward this way).
+    pub async fn reap_at(&self, now_ms: i64) -> Result<(u64, u64)> {
+        scripts::reap(
+            &mut self.conn().await?,
+            &self.ctx_at(now_ms),
+            1000,
+            self.cfg.max_lost_deliveries,
+        )
+        .await
+    }
+}

@@ -1,0 +1,96 @@
+//! The queue engine: the only door through which the API, the worker and the
+//! scheduler reach Redis. [`Queue::connect`] builds it; each file below adds one
+//! concern's methods, and each method is one round trip (a Lua script for every
+//! transition, a plain read otherwise).
+//!
+//! | file | concern |
+//! | --- | --- |
+//! | `tasks.rs` | enqueue, read, cancel, resubmit, forget, progress |
+//! | `lease.rs` | claim, heartbeat, complete, fail, release, reap: the worker's side |
+//! | `workflows.rs` | chains, groups, chords |
+//! | `workers.rs` | worker registrations, registered task names |
+//! | `stats.rs` | queue counts |
+
+mod lease;
+mod stats;
+mod tasks;
+mod workers;
+mod workflows;
+
+use uuid::Uuid;
+
+pub use lease::{Claim, Failure};
+pub use tasks::{Cancel, Enqueue};
+
+use crate::{
+    config::{EngineConfig, RedisConfig},
+    error::{QueueError, Result},
+    model::now_ms,
+    redis::{
+        connect::{Connection, TrackedConnection},
+        keys::Keys,
+        scripts::Ctx,
+    },
+};
+
+/// Handle to one namespace of the queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    conn: Connection,
+    keys: Keys,
+    cfg: EngineConfig,
+}
+
+impl Queue {
+    /// The only door to the engine: a queue in `redis.namespace`, over the
+    /// process's shared connection (built lazily: nothing is sent yet).
+    pub fn connect(redis: &RedisConfig, engine: EngineConfig) -> Result<Self> {
+        Ok(Self {
+            conn: Connection::new(redis)?,
+            keys: Keys::new(&redis.namespace),
+            cfg: engine,
+        })
+    }
+
+    /// The key builder of this namespace.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The engine settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub(crate) async fn conn(&self) -> Result<TrackedConnection> {
+        Ok(self.conn.handle())
+    }
+
+    pub(crate) fn ctx_at(&self, now_ms: i64) -> Ctx<'_> {
+        Ctx {
+            keys: &self.keys,
+            now_ms,
+            result_ttl_ms: self.cfg.result_ttl.as_millis() as u64,
+            events_maxlen: self.cfg.events_maxlen,
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        self.ctx_at(now_ms())
+    }
+
+    pub(crate) fn lease_ms(&self) -> u64 {
+        self.cfg.lease.as_millis() as u64
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    id.parse().map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))
+}

@@ -1,0 +1,12 @@
+//! What a task author touches, shared by the API (which checks arguments at
+//! the door) and the worker (which runs the tasks): the registry, the context a
+//! task receives, the failure taxonomy, and the built-in tasks.
+
+mod builtin;
+mod context;
+mod error;
+mod registry;
+
+pub use context::TaskContext;
+pub use error::{TaskError, TaskErrorKind, TaskResult};
+pub use registry::Registry;

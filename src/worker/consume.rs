@@ -1,0 +1,261 @@
+//! The consume step: take free slots, claim that many tasks in one script call,
+//! start each under the task tracker. [`Consumer::process_batch`] is one step
+//! (what the loop calls and what tests drive); [`Consumer::run`] is the loop,
+//! which blocks on the queues' wake markers (BZPOPMIN) when nothing is ready.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::AbortHandle,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+use super::{StopDetails, WorkerError, executor, health::LoopLiveness};
+use crate::{
+    config::WorkerConfig,
+    error::QueueError,
+    model::{ClaimedTask, now_ms},
+    queue::Queue,
+    redis::connect::BlockingConnection,
+    tasks::Registry,
+};
+
+/// A task this worker runs now.
+pub(super) struct InFlight {
+    pub(super) task: ClaimedTask,
+    /// Fired when the task must stop: cancelled through the API, or lease lost.
+    pub(super) revoke: CancellationToken,
+    abort: Option<AbortHandle>,
+}
+
+/// Running tasks by id, shared with the lease keeper and the cancel listener.
+pub(super) type InFlightMap = Arc<Mutex<HashMap<Uuid, InFlight>>>;
+
+/// Removes a task from the in-flight map however its execution ends (even by
+/// panic or abort), so no lease is extended for a task nobody runs.
+struct InFlightGuard {
+    map: InFlightMap,
+    id: Uuid,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&self.id);
+        }
+    }
+}
+
+/// What one [`Consumer::process_batch`] step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// Every slot is busy: nothing was claimed.
+    Full,
+    /// This many tasks were claimed and started.
+    Started(usize),
+    /// Nothing was ready; the earliest delayed task is due then (ms), if any.
+    Idle {
+        /// When the earliest delayed task of these queues is due, ms.
+        next_due_ms: Option<i64>,
+    },
+}
+
+/// Claims and starts tasks of one worker's queues.
+pub struct Consumer {
+    queue: Queue,
+    registry: Registry,
+    name: String,
+    queues: Vec<String>,
+    wake_keys: Vec<String>,
+    blocking: BlockingConnection,
+    slots: Arc<Semaphore>,
+    in_flight: InFlightMap,
+    tracker: TaskTracker,
+    cancel_grace: Duration,
+    block_max: Duration,
+}
+
+impl Consumer {
+    /// A consumer for `cfg`'s queues and concurrency.
+    pub fn new(cfg: &WorkerConfig, queue: Queue, registry: Registry) -> Result<Self, WorkerError> {
+        Ok(Self {
+            wake_keys: cfg.queues.iter().map(|q| queue.keys().wake(q)).collect(),
+            blocking: BlockingConnection::new(&cfg.redis, cfg.block_max)?,
+            queue,
+            registry,
+            name: cfg.name.clone(),
+            queues: cfg.queues.clone(),
+            slots: Arc::new(Semaphore::new(cfg.concurrency)),
+            in_flight: InFlightMap::default(),
+            tracker: TaskTracker::new(),
+            cancel_grace: cfg.cancel_grace,
+            block_max: cfg.block_max,
+        })
+    }
+
+    /// The running tasks (shared with the lease keeper and the cancel listener).
+    pub(super) fn in_flight(&self) -> InFlightMap {
+        self.in_flight.clone()
+    }
+
+    /// One step: claims as many tasks as there are free slots (one script call)
+    /// and starts them. Capacity first: never claims a task there is no slot for.
+    pub async fn process_batch(&self) -> Result<Batch, QueueError> {
+        let mut permits = Vec::new();
+        while let Ok(p) = self.slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        if permits.is_empty() {
+            return Ok(Batch::Full);
+        }
+        self.claim_and_start(permits).await
+    }
+
+    async fn claim_and_start(&self, mut permits: Vec<OwnedSemaphorePermit>) -> Result<Batch, QueueError> {
+        let claim = self.queue.claim(&self.queues, permits.len(), &self.name).await?;
+        if claim.tasks.is_empty() {
+            return Ok(Batch::Idle {
+                next_due_ms: claim.next_due_ms,
+            });
+        }
+        let started = claim.tasks.len();
+        permits.truncate(started);
+        for (task, permit) in claim.tasks.into_iter().zip(permits) {
+            self.start(task, permit);
+        }
+        Ok(Batch::Started(started))
+    }
+
+    fn start(&self, task: ClaimedTask, permit: OwnedSemaphorePermit) {
+        let revoke = CancellationToken::new();
+        let id = task.id;
+        self.in_flight.lock().expect("in-flight lock").insert(
+            id,
+            InFlight {
+                task: task.clone(),
+                revoke: revoke.clone(),
+                abort: None,
+            },
+        );
+        let (queue, registry, map) = (self.queue.clone(), self.registry.clone(), self.in_flight.clone());
+        let grace = self.cancel_grace;
+        let handle = self.tracker.spawn(async move {
+            let _in_flight = InFlightGuard { map, id };
+            executor::execute(&queue, &registry, &task, revoke, grace).await;
+            drop(permit);
+        });
+        if let Some(f) = self.in_flight.lock().expect("in-flight lock").get_mut(&id) {
+            f.abort = Some(handle.abort_handle());
+        }
+    }
+
+    /// Claims and starts tasks until `shutdown` fires, blocking in Redis while
+    /// nothing is ready (no polling). `liveness` ticks at every turn.
+    pub async fn run(&mut self, liveness: &LoopLiveness, shutdown: &CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            liveness.tick();
+            let first = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                () = shutdown.cancelled() => break,
+                // Every slot busy: keep the loop (and its liveness) turning.
+                () = tokio::time::sleep(self.block_max) => continue,
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = self.slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+            let pause = match self.claim_and_start(permits).await {
+                Ok(Batch::Started(_) | Batch::Full) => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Batch::Idle { next_due_ms }) => {
+                    let until_due = next_due_ms.map(|due| Duration::from_millis((due - now_ms()).max(10) as u64));
+                    let timeout = until_due.map_or(self.block_max, |d| d.min(self.block_max));
+                    tokio::select! {
+                        woken = self.blocking.wait_for_wake(&self.wake_keys, timeout) => match woken {
+                            Ok(_) => { backoff.reset(); continue }
+                            Err(e) => {
+                                tracing::warn!(error.message = %e, "waiting for work failed");
+                                backoff.next()
+                            }
+                        },
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "claim failed");
+                    backoff.next()
+                }
+            };
+            tokio::select! { () = tokio::time::sleep(pause) => {}, () = shutdown.cancelled() => break }
+        }
+    }
+
+    /// Stops: running tasks get `grace` to finish; what still runs then is
+    /// aborted and handed back to its queue (its lease released, not left to expire).
+    pub async fn drain(self, grace: Duration) -> StopDetails {
+        self.tracker.close();
+        let running = self.tracker.len();
+        tracing::info!(running, ?grace, "stopped claiming, waiting for running tasks");
+        let drained = tokio::time::timeout(grace, self.tracker.wait()).await.is_ok();
+        let leftovers: Vec<InFlight> = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .drain()
+            .map(|(_, f)| f)
+            .collect();
+        let mut released = 0;
+        if !drained {
+            // Abort without signalling first: a task told to stop could record a
+            // failure between the signal and the abort, instead of being handed back.
+            for f in &leftovers {
+                if let Some(abort) = &f.abort {
+                    abort.abort();
+                }
+            }
+            // Aborted tasks stop at their next await; none may record after its release.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+            for f in &leftovers {
+                match self.queue.release(&f.task).await {
+                    Ok(()) => released += 1,
+                    Err(QueueError::NotRunning | QueueError::LeaseLost) => {
+                        tracing::debug!(task_id = %f.task.id, "finished or reassigned before its release")
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire")
+                    }
+                }
+            }
+        }
+        StopDetails {
+            finished_in_grace: running.saturating_sub(leftovers.len()),
+            released,
+        }
+    }
+}
+
+/// Exponential backoff for reconnects: 100 ms doubling to 5 s.
+#[derive(Default)]
+pub(super) struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    pub(super) fn next(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        Duration::from_millis(100u64 << self.failures.min(6)).min(Duration::from_secs(5))
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
