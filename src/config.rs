@@ -59,7 +59,8 @@ impl RedisConfig {
 
     /// Checks the settings; call at startup.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::redis::connect::check_url(&self.url).map_err(|e| invalid("broker URL", error_text(&e)))?;
+        redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .map_err(|e| invalid("broker URL", error_text(&e)))?;
         validate_name("namespace", &self.namespace)?;
         Ok(())
     }
@@ -75,7 +76,8 @@ impl RedisConfig {
             return Ok(None);
         };
         let parse = |url: &str| {
-            crate::redis::connect::check_url(url).map_err(|e| invalid("result backend URL", error_text(&e)))
+            redis::IntoConnectionInfo::into_connection_info(url)
+                .map_err(|e| invalid("result backend URL", error_text(&e)))
         };
         let (broker, result) = (parse(&self.url)?, parse(backend)?);
         if broker.addr() != result.addr() {

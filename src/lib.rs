@@ -3,13 +3,34 @@
 //! until they expire.
 //!
 //! # Layout
-//! - [`config`]: typed settings of the engine, the API and the worker (no env reads).
-//! - [`task`]: the task model (statuses, new tasks, claimed tasks, records).
-//! - [`queue`]: the facade both binaries use; one round trip per operation.
-//! - [`redis`]: keys, Lua scripts (one per transition), connections, pub/sub wake-ups.
-//! - [`api`]: the HTTP API (poem-openapi): tasks, queues, health, docs.
-//! - [`worker`]: the consume loop, the executor, the task registry and built-in tasks.
-//! - [`telemetry`], [`shutdown`], [`error`]: logs, signals, the engine's error type.
+//! Floors, top to bottom; each only uses the floors below it.
+//!
+//! | concept | home |
+//! | --- | --- |
+//! | binaries (flags, env, telemetry, signals) | `src/bin/api.rs`, `src/bin/worker.rs`, [`cli`] |
+//! | HTTP API: one file per resource, one JSON error | [`api`] |
+//! | the worker: consume step, executor, leases, reaper, health port | [`worker`] |
+//! | what a task author touches: registry, context, errors, built-ins | [`tasks`] |
+//! | the engine's one door, one file per concern | [`queue`] |
+//! | Redis: connections, keys, codec, scripts, wake-ups | [`redis`] |
+//! | domain types, no I/O | [`model`] |
+//! | settings (typed, validated, no env reads) | [`config`] |
+//! | errors, logs, shutdown | [`error`], [`telemetry`], [`shutdown`] |
+//!
+//! # The path of a task from `POST /tasks` to `SUCCESS`
+//! 1. `api::tasks` reads the body into a [`model::NewTask`] (arguments of
+//!    built-in tasks are checked by [`tasks::Registry::validate`]) and calls
+//!    [`Queue::enqueue`] (`queue/tasks.rs`).
+//! 2. `redis::scripts::enqueue` runs `lua/enqueue.lua`: the record hash, the
+//!    queue ZSET (or the delayed ZSET), the wake marker and one event — one script.
+//! 3. A worker's [`worker::Consumer`] holds free slots, is woken from BZPOPMIN on
+//!    the wake marker, and claims up to that many tasks in one `lua/claim.lua`
+//!    call: each gets a lease (deadline in the leases ZSET) and a lease token.
+//! 4. `worker::executor` runs the handler from [`tasks::Registry`] under its time
+//!    limits; the lease keeper (`worker/lease.rs`) extends the lease meanwhile.
+//! 5. `lua/complete.lua` checks the lease token, writes `SUCCESS` and the result,
+//!    sets the record's expiry, appends an event, PUBLISHes on the task's done
+//!    channel (waking `GET /tasks/{id}?wait=`) and advances its workflow.
 //!
 //! `src/bin/api.rs` and `src/bin/worker.rs` only parse settings and call
 //! [`api::serve`] and [`worker::run`].

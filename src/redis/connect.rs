@@ -141,11 +141,6 @@ pub fn client(cfg: &RedisConfig) -> Result<redis::Client> {
     Ok(redis::Client::open(cfg.url.as_str())?)
 }
 
-/// Checks that `url` is a Redis URL this build can use (at startup).
-pub fn check_url(url: &str) -> Result<redis::ConnectionInfo> {
-    Ok(url.into_connection_info()?)
-}
-
 fn connection_manager(cfg: &RedisConfig) -> Result<ConnectionManager> {
     let info = cfg.url.as_str().into_connection_info()?;
     let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);

@@ -184,7 +184,7 @@ async fn names_registered_by_a_worker_or_allowed_by_the_operator_are_accepted() 
 
     // A custom worker registers its names in Redis; the strict API then accepts them.
     redis::cmd("SADD")
-        .arg(format!("{{{ns}}}:task_names"))
+        .arg(celeriac::redis::keys::Keys::new(&ns).task_names())
         .arg("transcode")
         .query::<()>(&mut redis.conn())
         .unwrap();

@@ -29,7 +29,10 @@ async fn a_task_whose_worker_is_killed_is_completed_by_another_worker() {
     assert_eq!(task["attempts"], 2);
 
     // Exactly one final state was ever recorded for it.
-    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    let entries: redis::streams::StreamRangeReply = redis
+        .conn()
+        .xrange_all(celeriac::redis::keys::Keys::new(&ns).events())
+        .unwrap();
     let finals = entries
         .ids
         .iter()

@@ -385,7 +385,10 @@ impl Drop for InProcessWorker {
 /// The events of one task in the namespace's stream, in order.
 pub fn task_events(redis: &TestRedis, ns: &str, id: &str) -> Vec<String> {
     use redis::Commands;
-    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    let entries: redis::streams::StreamRangeReply = redis
+        .conn()
+        .xrange_all(celeriac::redis::keys::Keys::new(ns).events())
+        .unwrap();
     entries
         .ids
         .iter()
@@ -397,7 +400,10 @@ pub fn task_events(redis: &TestRedis, ns: &str, id: &str) -> Vec<String> {
 /// Ids of the tasks of a namespace in the order they started (from the events stream).
 pub fn started_ids(redis: &TestRedis, ns: &str) -> Vec<String> {
     use redis::Commands;
-    let entries: redis::streams::StreamRangeReply = redis.conn().xrange_all(format!("{{{ns}}}:events")).unwrap();
+    let entries: redis::streams::StreamRangeReply = redis
+        .conn()
+        .xrange_all(celeriac::redis::keys::Keys::new(ns).events())
+        .unwrap();
     entries
         .ids
         .iter()

@@ -22,7 +22,10 @@ async fn sigterm_mid_task_lets_it_finish_and_exits_zero() {
     let task = api.get_task(&id).await.1;
     assert_eq!(task["status"], "SUCCESS", "{task}");
     // A clean stop removes the worker's registration.
-    let workers: Vec<String> = redis.conn().zrange(format!("{{{ns}}}:workers"), 0, -1).unwrap();
+    let workers: Vec<String> = redis
+        .conn()
+        .zrange(celeriac::redis::keys::Keys::new(&ns).workers(), 0, -1)
+        .unwrap();
     assert!(!workers.contains(&worker.name), "{workers:?}");
 }
 
@@ -65,13 +68,16 @@ async fn a_worker_consumes_only_its_queues_and_registers_itself() {
 
     let info: std::collections::HashMap<String, String> = redis
         .conn()
-        .hgetall(format!("{{{ns}}}:worker:{}", worker.name))
+        .hgetall(celeriac::redis::keys::Keys::new(&ns).worker(&worker.name))
         .unwrap();
     assert_eq!(info["queues"], "media,reports");
     assert_eq!(info["concurrency"], "3");
     assert_eq!(info["pid"], worker.proc.pid().to_string());
     assert!(!info["hostname"].is_empty() && info["started_at"].parse::<i64>().is_ok());
-    let names: Vec<String> = redis.conn().smembers(format!("{{{ns}}}:task_names")).unwrap();
+    let names: Vec<String> = redis
+        .conn()
+        .smembers(celeriac::redis::keys::Keys::new(&ns).task_names())
+        .unwrap();
     for builtin in ["add", "echo", "fail", "noop", "sleep"] {
         assert!(names.contains(&builtin.to_owned()), "{names:?}");
     }
@@ -101,5 +107,42 @@ async fn concurrency_runs_that_many_tasks_at_once() {
     assert!(
         took < Duration::from_millis(1900),
         "4 one-second tasks on 4 slots took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_consume_step_claims_only_for_free_slots_and_drains() {
+    use celeriac::{
+        config::{RedisConfig, WorkerConfig},
+        model::{NewTask, TaskStatus},
+        tasks::Registry,
+        worker::{Batch, Consumer},
+    };
+    let redis = TestRedis::start();
+    let mut redis_cfg = RedisConfig::new(redis.url());
+    redis_cfg.namespace = unique_ns();
+    let mut cfg = WorkerConfig::new(redis_cfg, "step-worker");
+    cfg.concurrency = 2;
+    let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone()).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let task = NewTask::new("sleep", json!({"seconds": 0.3}));
+        ids.push(queue.enqueue(&task, false).await.unwrap().id);
+    }
+    let consumer = Consumer::new(&cfg, queue.clone(), Registry::with_builtins()).unwrap();
+
+    assert_eq!(consumer.process_batch().await.unwrap(), Batch::Started(2));
+    assert_eq!(consumer.process_batch().await.unwrap(), Batch::Full);
+    let details = consumer.drain(Duration::from_secs(5)).await;
+
+    assert_eq!(details.finished_in_grace, 2);
+    assert_eq!(details.released, 0);
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(queue.get(id).await.unwrap().unwrap().status);
+    }
+    assert_eq!(
+        statuses,
+        [TaskStatus::Success, TaskStatus::Success, TaskStatus::Pending]
     );
 }
