@@ -9,7 +9,10 @@ use serde::Serialize;
 pub enum QueueError {
     /// Redis answered with an error or could not be reached.
     #[error("redis command failed")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[source] redis::RedisError),
+    /// Redis refused our credentials (wrong or missing password, unknown ACL user).
+    #[error("redis authentication failed: check the password (and user) in the broker URL")]
+    RedisAuth(#[source] redis::RedisError),
     /// The task name is neither built in nor registered by a worker.
     #[error("unknown task name {0:?}")]
     UnknownTaskName(String),
@@ -35,6 +38,14 @@ pub enum QueueError {
     /// A script answered with a code this version does not know.
     #[error("unexpected script reply {0}")]
     UnexpectedReply(i64),
+}
+
+impl From<redis::RedisError> for QueueError {
+    fn from(e: redis::RedisError) -> Self {
+        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+        if auth { Self::RedisAuth(e) } else { Self::Redis(e) }
+    }
 }
 
 impl QueueError {

@@ -2,8 +2,17 @@
 
 use tokio_util::sync::CancellationToken;
 
+/// Which signal asked for the shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C.
+    Interrupt,
+    /// What orchestrators send.
+    Terminate,
+}
+
 /// Resolves on the first SIGINT or SIGTERM.
-pub async fn signal() {
+pub async fn signal() -> Signal {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -19,8 +28,8 @@ pub async fn signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = term => tracing::info!("SIGTERM received, shutting down"),
+        () = ctrl_c => Signal::Interrupt,
+        () = term => Signal::Terminate,
     }
 }
 
@@ -29,8 +38,10 @@ pub fn token_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        signal().await;
+        let received = signal().await;
+        // Cancel before anything else (logging included) can fail.
         t.cancel();
+        tracing::info!(signal = ?received, "shutting down");
     });
     token
 }

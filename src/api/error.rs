@@ -86,6 +86,10 @@ impl ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
+            QueueError::RedisAuth(_) => {
+                tracing::error!(error.message = %e, "redis refused our credentials");
+                Self::Unavailable(body("redis_auth_failed", e.to_string()))
+            }
             e if e.is_unavailable() => {
                 tracing::warn!(error.cause_chain = ?e, "redis unavailable");
                 Self::Unavailable(body("redis_unavailable", "redis is unreachable, retry later"))

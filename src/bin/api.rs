@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, redis = ?cfg.redis, "celeriac-api listening");
-    api::serve(cfg, acceptor, shutdown::signal()).await?;
+    api::serve(cfg, acceptor, shutdown::token_on_signal().cancelled_owned()).await?;
     tracing::info!("celeriac-api stopped");
     Ok(())
 }

@@ -49,7 +49,10 @@ pub fn task_from_hash(mut h: HashMap<String, String>) -> Result<TaskRecord> {
         retries: num(take("retries")),
         max_retries: num(take("max_retries")),
         priority: num(take("priority")).min(9) as u8,
-        errors: list(json(take("errors"))),
+        errors: list(json(take("errors")))
+            .into_iter()
+            .map(error_times_as_rfc3339)
+            .collect(),
         progress: json(take("progress")),
         created_at: time(take("created_at")).ok_or_else(|| corrupt("created_at"))?,
         eta: time(take("eta")),
@@ -113,4 +116,17 @@ pub fn workflow_from_hash(id: Uuid, mut h: HashMap<String, String>) -> Result<Wo
         created_at: time(h.get("created_at")),
         finished_at: time(h.get("finished_at")),
     })
+}
+
+/// Each failed attempt's `at` is stored as epoch ms (Lua has no date formatting);
+/// shown as RFC 3339 like every other time.
+fn error_times_as_rfc3339(mut entry: Value) -> Value {
+    let at = entry
+        .get("at")
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis);
+    if let Some(at) = at {
+        entry["at"] = Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    entry
 }

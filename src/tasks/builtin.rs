@@ -56,8 +56,8 @@ fn register(r: &mut Registry) {
             sleep(ctx, args.seconds).await
         })
         .register("fail", |_ctx: TaskContext, args: FailArgs| async move {
-            let cause = anyhow::anyhow!("{}", args.message).context("the fail task raised on purpose");
-            Err::<Value, _>(TaskError::new("TaskFailed", cause))
+            // The message given is the exception's message (as Celery shows it).
+            Err::<Value, _>(TaskError::new("TaskFailed", anyhow::anyhow!("{}", args.message)))
         });
 }
 

@@ -66,6 +66,10 @@ fn healthz(liveness: Data<&LoopLiveness>) -> (StatusCode, poem::web::Json<serde_
 async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json::Value>) {
     match tokio::time::timeout(Duration::from_secs(2), queue.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, poem::web::Json(json!({"status": "ready"}))),
+        Ok(Err(e @ crate::error::QueueError::RedisAuth(_))) => {
+            let error = ErrorBody::json("redis_auth_failed", e.to_string());
+            (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))
+        }
         _ => {
             let error = ErrorBody::json("redis_unavailable", "redis is unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(error))

@@ -60,16 +60,9 @@ async fn named_tasks_run_with_their_arguments() {
     );
     let fail = api.wait_task(&fail, 10).await;
     assert_eq!(fail["status"], "FAILURE");
-    assert_eq!(
-        fail["result"],
-        json!({"exc_type": "TaskFailed", "exc_message": "the fail task raised on purpose"})
-    );
+    assert_eq!(fail["result"], json!({"exc_type": "TaskFailed", "exc_message": "boom"}));
     let traceback = fail["traceback"].as_str().unwrap();
-    assert!(
-        traceback.starts_with("TaskFailed: the fail task raised on purpose"),
-        "{traceback}"
-    );
-    assert!(traceback.contains("caused by: boom"), "{traceback}");
+    assert!(traceback.starts_with("TaskFailed: boom"), "{traceback}");
 }
 
 #[tokio::test]

@@ -168,3 +168,73 @@ async fn a_hung_redis_gives_503_within_two_seconds_not_a_hang() {
     }
     assert_eq!(api.get_task(&id).await.1["status"], "PENDING");
 }
+
+#[test]
+fn a_worker_whose_log_pipe_broke_still_stops_on_sigterm() {
+    use std::process::{Command, Stdio};
+    let redis = TestRedis::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_celeriac-worker"))
+        .env("CELERIAC_BROKER_URL", redis.url())
+        .env("CELERIAC_NAMESPACE", unique_ns())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log reader goes away: every later log write fails with EPIPE.
+    drop(child.stderr.take());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = exited.expect("the worker ignored SIGTERM once its stderr was gone");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_redis_password_is_reported_as_such_and_acl_users_work() {
+    let redis = TestRedis::start_with_password("right-password-123");
+    let ns = unique_ns();
+    let wrong = format!("redis://:wrong-password@127.0.0.1:{}", redis.port);
+    for url in [wrong, redis.url_without_password()] {
+        let api = Api::start(&url, &ns, &[]).await;
+        let worker = Worker::start(&url, &ns, &[]).await;
+
+        let (status, body) = api.post_task(json!({"name": "noop"})).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "redis_auth_failed", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("authentication failed"),
+            "{body}"
+        );
+        let resp = reqwest::get(worker.health_url("/readyz")).await.unwrap();
+        assert_eq!(resp.status(), 503);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "redis_auth_failed", "{body}");
+    }
+
+    // An ACL user with its own password is a user name in the URL.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "on", ">app-password-456", "~*", "&*", "+@all"])
+        .query(&mut redis.conn())
+        .unwrap();
+    let acl = format!("redis://app:app-password-456@127.0.0.1:{}", redis.port);
+    let api = Api::start(&acl, &ns, &[]).await;
+    let _worker = Worker::start(&acl, &ns, &[]).await;
+    let id = api.enqueue(json!({"name": "add", "args": [2, 3]})).await;
+    assert_eq!(api.wait_task(&id, 10).await["result"], 5);
+}

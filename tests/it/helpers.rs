@@ -25,27 +25,34 @@ pub struct TestRedis {
     pub port: u16,
     dir: PathBuf,
     persistent: bool,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl TestRedis {
     /// An in-memory server.
     pub fn start() -> Self {
-        Self::spawn(false)
+        Self::spawn(false, None)
+    }
+
+    /// An in-memory server that requires `password` (`url()` carries it).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::spawn(false, Some(password.to_owned()))
     }
 
     /// A server with an append-only file (fsync always), so a restart keeps every write.
     pub fn start_persistent() -> Self {
-        Self::spawn(true)
+        Self::spawn(true, None)
     }
 
-    fn spawn(persistent: bool) -> Self {
+    fn spawn(persistent: bool, password: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!("celeriac-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut r = Self {
             port: free_port(),
             dir,
             persistent,
+            password,
             child: None,
         };
         r.run();
@@ -64,6 +71,9 @@ impl TestRedis {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        if let Some(password) = &self.password {
+            cmd.args(["--requirepass", password]);
+        }
         self.child = Some(cmd.spawn().expect("redis-server must be installed (see README)"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -77,6 +87,14 @@ impl TestRedis {
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>` without any password.
+    pub fn url_without_password(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
