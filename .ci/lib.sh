@@ -222,11 +222,12 @@ http() {
 	[[ $hostport == *:* ]] || port=80
 	[[ -z ${CELERIAC_CI_TOKEN:-} ]] || auth="Authorization: Bearer $CELERIAC_CI_TOKEN"$'\r\n'
 	body=$(
+		exec 2>/dev/null
 		exec 3<>"/dev/tcp/$host/$port" || exit 1
 		printf '%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n' \
 			"$method" "$path" "$hostport" "$auth" >&3
 		timeout 5 head -c 65536 <&3
-	) 2>/dev/null || true
+	) || true
 	status=$(sed -n '1s/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' <<<"$body")
 	printf '%s %s\n' "${status:-000}" "$(sed '1,/^\r\{0,1\}$/d' <<<"$body")"
 }
