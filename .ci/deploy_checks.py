@@ -341,6 +341,17 @@ def policy_k8s(d):
             rule(meta.get("valueLocation") == "ready", "valueLocation: ready (GET /queues/{name})")
             m = re.match(r"^http://([a-z0-9-]+)\.[a-z0-9-]+\.svc(\.cluster\.local)?(:\d+)?/queues/([A-Za-z0-9_.-]+)$", meta.get("url", ""))
             rule(bool(m) and m.group(1) in services and m.group(4) in queues, f"url targets the API Service and a worker queue: {meta.get('url')}")
+            rule(meta.get("authMode") == "bearer", "authMode: bearer (GET /queues/{name} needs a read token)")
+            tas = {doc["metadata"]["name"]: doc for _, doc in by_kind.get("TriggerAuthentication", [])}
+            ta = tas.get((trig.get("authenticationRef") or {}).get("name"))
+            if rule(ta is not None, "authenticationRef names a TriggerAuthentication of k8s/"):
+                refs = [r for r in ta["spec"].get("secretTargetRef", []) if r.get("parameter") == "token"]
+                ref = refs[0] if refs else {}
+                ex = secrets.get(ref.get("name"), {})
+                rule(
+                    ref.get("key") in (ex.get("stringData") or {}),
+                    f"its token comes from the Secret {ref.get('name')} key {ref.get('key')} (shown in secret.example.yaml)",
+                )
     done()
 
 

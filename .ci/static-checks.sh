@@ -131,16 +131,30 @@ if [[ -f $schemas/keda/ScaledObject-keda.sh-v1alpha1.json ]]; then
 else
 	fail "KEDA schema at $schemas/keda"
 fi
+if [[ -f $schemas/keda/TriggerAuthentication-keda.sh-v1alpha1.json ]]; then
+	check "k8s/keda-triggerauthentication.yaml against the KEDA TriggerAuthentication schema" \
+		"$bin/check-jsonschema" --schemafile "$schemas/keda/TriggerAuthentication-keda.sh-v1alpha1.json" "$repo/k8s/keda-triggerauthentication.yaml"
+else
+	fail "KEDA TriggerAuthentication schema at $schemas/keda"
+fi
 if "$bin/kubectl" kustomize "$repo/k8s" >"$ci_work/rendered.yaml" 2>"$ci_work/kustomize.err"; then
 	pass "kubectl kustomize k8s/ renders"
 	check "rendered kustomization: kubernetes-validate --strict" \
 		"$bin/kubernetes-validate" --strict --quiet "$ci_work/rendered.yaml"
-	so=$(py split-yaml "$ci_work/rendered.yaml" "$ci_work/rendered" | grep -- '-ScaledObject-' | head -n 1)
+	py split-yaml "$ci_work/rendered.yaml" "$ci_work/rendered" >"$ci_work/rendered.list"
+	so=$(grep -- '-ScaledObject-' "$ci_work/rendered.list" | head -n 1)
+	ta=$(grep -- '-TriggerAuthentication-' "$ci_work/rendered.list" | head -n 1)
 	if [[ -n $so ]]; then
 		check "rendered ScaledObject against the KEDA schema" \
 			"$bin/check-jsonschema" --schemafile "$schemas/keda/ScaledObject-keda.sh-v1alpha1.json" "$so"
 	else
 		fail "rendered kustomization contains the ScaledObject"
+	fi
+	if [[ -n $ta ]]; then
+		check "rendered TriggerAuthentication against the KEDA schema" \
+			"$bin/check-jsonschema" --schemafile "$schemas/keda/TriggerAuthentication-keda.sh-v1alpha1.json" "$ta"
+	else
+		fail "rendered kustomization contains the TriggerAuthentication"
 	fi
 	if grep -q '^kind: Secret' "$ci_work/rendered.yaml"; then
 		fail "rendered kustomization deploys no Secret (secrets are created out of band)"
