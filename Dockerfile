@@ -3,6 +3,7 @@
 # celeriac: one image for every role. The command picks the role:
 #   docker run IMAGE            -> entrypoint.sh api     (HTTP API on $PORT0, $PORT or 8000)
 #   docker run IMAGE worker     -> entrypoint.sh worker  (health port 8001)
+#   docker run IMAGE beat       -> entrypoint.sh beat    (scheduler only, health port 8001)
 #   docker run IMAGE dev        -> API + worker against $CELERIAC_BROKER_URL
 # CI has no Docker engine, so this file is linted (hadolint) but not built there:
 # keep it plain enough to be right by reading. See docs/deployment.md.
@@ -50,12 +51,14 @@ RUN apt-get update \
 
 COPY --from=build /usr/local/bin/celeriac-api /usr/local/bin/celeriac-worker /usr/local/bin/
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# `entrypoint.sh dev` execs this; without a Cargo.toml beside it, it builds nothing.
+COPY --chmod=0755 scripts/dev.sh /usr/local/libexec/celeriac/dev.sh
 
 WORKDIR /app
 USER 10001:10001
 
 # PORT: the API's port unless the scheduler sets PORT0 (Marathon does).
-# CELERIAC_HEALTH_PORT: the worker's /healthz and /readyz (the API ignores it).
+# CELERIAC_HEALTH_PORT: the worker's and beat's /healthz and /readyz (the API ignores it).
 ENV PORT=8000 \
     CELERIAC_HEALTH_PORT=8001 \
     CELERIAC_LOG_FORMAT=json \
@@ -65,7 +68,7 @@ EXPOSE 8000 8001
 STOPSIGNAL SIGTERM
 
 # No curl in the image: the API binary does the probe. `entrypoint.sh healthcheck`
-# checks the API port, then the worker's health port, so one HEALTHCHECK fits both roles.
+# checks the API port, then the health port, so one HEALTHCHECK fits every role.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["entrypoint.sh", "healthcheck"]
 

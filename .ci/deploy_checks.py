@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Helpers for .ci/deploy-checks.sh (standard library + PyYAML from the tools venv).
+"""Helpers for .ci/static-checks.sh and .ci/smoke-checks.sh (standard library + PyYAML
+from the tools venv).
 
 Subcommands:
   policy-marathon DIR         the app definitions say what issue #4 asks (beyond the schema)
   policy-k8s DIR              the same for the Kubernetes manifests
   policy-image REPO           Dockerfile, .dockerignore and docker-compose.yml
-  group-sync DIR              marathon/group.json holds exactly redis/api/worker.json
+  group-sync DIR              marathon/group.json holds exactly redis/api/worker/beat.json
   split-yaml FILE OUTDIR      one file per document (for single-document schema checks)
   free-port                   print a free TCP port on 127.0.0.1
   http METHOD URL             print "<status> <body>" (status 000 when unreachable)
   roundtrip BASE_URL SECS     POST /tasks, then GET /tasks/{id} until SUCCESS
 
+http and roundtrip send "Authorization: Bearer $CELERIAC_CI_TOKEN" when it is set.
+
 Each policy prints one line per rule ("ok" or "FAIL") and exits 1 if any rule failed.
 """
 
 import json
+import os
 import re
 import socket
 import sys
@@ -49,6 +53,9 @@ def literal_password(value):
 
 # ---------------------------------------------------------------- Marathon
 
+# The apps of marathon/group.json, in order.
+APPS = ("redis", "api", "worker", "beat")
+
 
 def port_mappings(app):
     return app.get("container", {}).get("portMappings", []) or app.get(
@@ -58,8 +65,8 @@ def port_mappings(app):
 
 def policy_marathon(d):
     d = Path(d)
-    apps = {n: json.loads((d / f"{n}.json").read_text()) for n in ("redis", "api", "worker")}
-    redis, api, worker = apps["redis"], apps["api"], apps["worker"]
+    apps = {n: json.loads((d / f"{n}.json").read_text()) for n in APPS}
+    redis, api, worker, beat = apps["redis"], apps["api"], apps["worker"], apps["beat"]
 
     print("redis.json")
     cmd = redis.get("cmd", "")
@@ -103,6 +110,12 @@ def policy_marathon(d):
     )
     env = api.get("env", {})
     rule("CELERY_BROKER_URI" in env and "CELERY_RESULT_BACKEND" in env, "CELERY_BROKER_URI and CELERY_RESULT_BACKEND set")
+    tokens = env.get("CELERIAC_API_TOKENS")
+    rule(
+        isinstance(tokens, dict) and tokens.get("secret") in api.get("secrets", {}),
+        "CELERIAC_API_TOKENS comes from a Marathon secret (declared in `secrets`)",
+    )
+    rule("CELERIAC_AUTH" not in env, "auth is not turned off")
     up = api.get("upgradeStrategy", {})
     rule(up.get("minimumHealthCapacity") == 1 and up.get("maximumOverCapacity", 0) > 0, "upgrade keeps full capacity")
 
@@ -123,25 +136,49 @@ def policy_marathon(d):
     grace = int(wenv.get("CELERIAC_GRACE_SECS", "30"))
     rule(worker.get("taskKillGracePeriodSeconds", 0) > grace, f"taskKillGracePeriodSeconds > worker grace ({grace} s)")
 
+    print("beat.json")
+    rule(beat.get("instances") == 2, "2 instances (leader-elected: one fires, the other stands by)")
+    rule(re.search(r"(^|\s)entrypoint\.sh beat(\s|$)", beat.get("cmd", "")) is not None, "command entrypoint.sh beat")
+    rule(beat.get("cmd", "").startswith("exec "), "the shell execs the entrypoint (SIGTERM reaches the binary)")
+    benv = beat.get("env", {})
+    bport = int(benv.get("CELERIAC_HEALTH_PORT", "0") or 0)
+    bports = {i: p for i, p in enumerate(port_mappings(beat))}
+    rule(
+        any(
+            h.get("path") == "/healthz" and bports.get(h.get("portIndex", 0), {}).get("containerPort") == bport
+            for h in beat.get("healthChecks", [])
+        ),
+        f"health check on the health port ({bport}), as the worker's",
+    )
+    rule(
+        [{k: v for k, v in h.items()} for h in beat.get("healthChecks", [])] == worker.get("healthChecks"),
+        "health checks identical to the worker's",
+    )
+    rule(benv.get("CELERY_BROKER_URI") == wenv.get("CELERY_BROKER_URI"), "same broker secret as the worker")
+
     print("all apps")
     for name, app in apps.items():
         for k, v in app.get("env", {}).items():
             if isinstance(v, str):
                 rule(not literal_password(v), f"{name}: env {k} carries no literal password")
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "beat"):
         rule("/celeriac/redis" in apps[name].get("dependencies", []), f"{name} depends on /celeriac/redis")
+    for name, app in apps.items():
+        for k, v in app.get("env", {}).items():
+            if isinstance(v, dict) and "secret" in v:
+                rule(v["secret"] in app.get("secrets", {}), f"{name}: env {k} names a declared secret ({v['secret']})")
     done()
 
 
 def group_sync(d):
     d = Path(d)
     group = json.loads((d / "group.json").read_text())
-    want = [json.loads((d / f"{n}.json").read_text()) for n in ("redis", "api", "worker")]
+    want = [json.loads((d / f"{n}.json").read_text()) for n in APPS]
     rule(group.get("id") == "/celeriac", "group id /celeriac")
-    rule(group.get("apps") == want, "group.json apps == redis.json, api.json, worker.json")
+    rule(group.get("apps") == want, "group.json apps == " + ", ".join(f"{n}.json" for n in APPS))
     if failures:
         print("  regenerate: python3 -c 'import json; print(json.dumps({\"id\": \"/celeriac\", \"apps\": "
-              "[json.load(open(f\"marathon/{n}.json\")) for n in (\"redis\", \"api\", \"worker\")]}, indent=2))'"
+              "[json.load(open(f\"marathon/{n}.json\")) for n in (\"redis\", \"api\", \"worker\", \"beat\")]}, indent=2))'"
               " > marathon/group.json")
     done()
 
@@ -196,8 +233,10 @@ def policy_k8s(d):
     print("all manifests")
     for fname, doc in docs:
         rule("namespace" not in doc.get("metadata", {}), f"{fname}: {doc['kind']}/{doc['metadata']['name']} names no namespace")
+    secrets = {}
     for fname, doc in by_kind.get("Secret", []):
         rule("example" in fname and fname not in kust.get("resources", []), f"{fname}: Secret is an example, not deployed")
+        secrets[doc["metadata"]["name"]] = doc
     for fname, doc in docs:
         if doc["kind"] not in ("Deployment", "StatefulSet"):
             continue
@@ -227,6 +266,15 @@ def policy_k8s(d):
         rule(probe_path(c, "livenessProbe")[0] == "/healthz", "liveness /healthz")
         rule(probe_path(c, "readinessProbe")[0] == "/readyz", "readiness /readyz")
         rule("startupProbe" in c, "startup probe")
+        env = env_of(c)
+        ref = (env.get("CELERIAC_API_TOKENS", {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        rule(bool(ref.get("name")) and bool(ref.get("key")), "CELERIAC_API_TOKENS from a Secret (secretKeyRef)")
+        ex = secrets.get(ref.get("name"), {})
+        rule(
+            ref.get("key") in (ex.get("stringData") or {}) or ref.get("key") in (ex.get("data") or {}),
+            f"secret.example.yaml shows the Secret {ref.get('name')} with key {ref.get('key')}",
+        )
+        rule("CELERIAC_AUTH" not in env, "auth is not turned off")
         labels = api["spec"]["template"]["metadata"]["labels"]
         svc = services.get("celeriac-api")
         rule(svc is not None and all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "Service selects the API pods")
@@ -252,6 +300,34 @@ def policy_k8s(d):
             rule(path is not None and port == hp, f"{kind} on the health port {hp} ({path})")
         queues = env.get("CELERIAC_QUEUES", {}).get("value", "default").split(",")
 
+    print("beat")
+    beat = deployments.get("celeriac-beat")
+    if rule(beat is not None, "Deployment celeriac-beat"):
+        c = containers(beat)[0]
+        env = env_of(c)
+        rule(c.get("args", [None])[0] == "beat", "role beat")
+        rule(beat["spec"].get("replicas") == 2, "2 replicas (leader-elected: one fires, the other stands by)")
+        hp = int(env.get("CELERIAC_HEALTH_PORT", {}).get("value", "0") or 0)
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            path, port = probe_path(c, kind)
+            rule(path is not None and port == hp, f"{kind} on the health port {hp} ({path})")
+        if worker is not None:
+            wc = containers(worker)[0]
+            rule(
+                all(c.get(k) == wc.get(k) for k in ("startupProbe", "livenessProbe", "readinessProbe")),
+                "probes identical to the worker's",
+            )
+            rule(env.get("CELERIAC_BROKER_URL") == env_of(wc).get("CELERIAC_BROKER_URL"), "same broker URL as the worker")
+    pols = [doc for _, doc in by_kind.get("NetworkPolicy", []) if doc["metadata"]["name"] == "celeriac-redis"]
+    allowed = set()
+    for p in pols:
+        for ing in p["spec"].get("ingress", []):
+            for frm in ing.get("from", []):
+                for ex in (frm.get("podSelector") or {}).get("matchExpressions", []):
+                    if ex.get("key") == "app.kubernetes.io/component":
+                        allowed.update(ex.get("values", []))
+    rule({"api", "worker", "beat"} <= allowed, f"NetworkPolicy lets api, worker and beat reach Redis ({sorted(allowed)})")
+
     print("keda")
     sos = [doc for _, doc in by_kind.get("ScaledObject", [])]
     if rule(len(sos) == 1, "one ScaledObject"):
@@ -265,6 +341,17 @@ def policy_k8s(d):
             rule(meta.get("valueLocation") == "ready", "valueLocation: ready (GET /queues/{name})")
             m = re.match(r"^http://([a-z0-9-]+)\.[a-z0-9-]+\.svc(\.cluster\.local)?(:\d+)?/queues/([A-Za-z0-9_.-]+)$", meta.get("url", ""))
             rule(bool(m) and m.group(1) in services and m.group(4) in queues, f"url targets the API Service and a worker queue: {meta.get('url')}")
+            rule(meta.get("authMode") == "bearer", "authMode: bearer (GET /queues/{name} needs a read token)")
+            tas = {doc["metadata"]["name"]: doc for _, doc in by_kind.get("TriggerAuthentication", [])}
+            ta = tas.get((trig.get("authenticationRef") or {}).get("name"))
+            if rule(ta is not None, "authenticationRef names a TriggerAuthentication of k8s/"):
+                refs = [r for r in ta["spec"].get("secretTargetRef", []) if r.get("parameter") == "token"]
+                ref = refs[0] if refs else {}
+                ex = secrets.get(ref.get("name"), {})
+                rule(
+                    ref.get("key") in (ex.get("stringData") or {}),
+                    f"its token comes from the Secret {ref.get('name')} key {ref.get('key')} (shown in secret.example.yaml)",
+                )
     done()
 
 
@@ -294,6 +381,10 @@ def policy_image(repo):
     rule(bool(hc) and not re.search(r"\b(curl|wget)\b", hc[0]), "HEALTHCHECK without curl")
     rule(any("celeriac-api" in ln and "celeriac-worker" in ln for ln in final if ln.startswith("COPY")), "both binaries in the runtime image")
     rule(any(ln.startswith("COPY") and "entrypoint.sh" in ln for ln in final), "entrypoint.sh in the runtime image")
+    rule(
+        any(ln.startswith("COPY") and "scripts/dev.sh" in ln and "/usr/local/libexec/celeriac/dev.sh" in ln for ln in final),
+        "scripts/dev.sh in the runtime image (/usr/local/libexec/celeriac, where entrypoint.sh finds it)",
+    )
     ignore = (repo / ".dockerignore").read_text().split()
     rule("target" in ignore and ".git" in ignore, ".dockerignore leaves out target/ and .git")
 
@@ -315,6 +406,17 @@ def policy_image(repo):
             rule(isinstance(cond, dict) and cond.get("condition") == "service_healthy", f"{n}: depends_on {dep} service_healthy")
         for k, v in (s.get("environment") or {}).items():
             rule(not literal_password(str(v)) or "${" in str(v), f"{n}: env {k} carries no literal password")
+    beats = [n for n, s in svcs.items() if s.get("command") == ["beat"]]
+    rule(len(beats) == 1, f"a beat (scheduler) service ({', '.join(beats)})")
+    for n in beats:
+        rule(svcs[n].get("healthcheck") == svcs[workers[0]].get("healthcheck") if workers else False, f"{n}: health check as the worker's")
+    for n in apis:
+        tok = str((svcs[n].get("environment") or {}).get("CELERIAC_API_TOKENS", ""))
+        rule(tok.startswith("${CELERIAC_API_TOKENS"), f"{n}: CELERIAC_API_TOKENS from the environment file (.env)")
+        rule("CELERIAC_AUTH" not in (svcs[n].get("environment") or {}), f"{n}: auth is not turned off")
+    for n, s in svcs.items():
+        if n not in apis:
+            rule("CELERIAC_API_TOKENS" not in (s.get("environment") or {}), f"{n}: no API tokens (only the APIs need them)")
     for n in workers:
         grace = int(svcs[n].get("environment", {}).get("CELERIAC_GRACE_SECS", 30))
         sgp = svcs[n].get("stop_grace_period", "10s")
@@ -361,6 +463,8 @@ def free_port():
 
 def http(method, url, timeout=5):
     req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+    if os.environ.get("CELERIAC_CI_TOKEN"):
+        req.add_header("Authorization", "Bearer " + os.environ["CELERIAC_CI_TOKEN"])
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read().decode(errors="replace")
