@@ -1,0 +1,3 @@
+//! Domain types only, no I/O.
+
+pub mod schedule;
