@@ -244,6 +244,8 @@ pub struct TaskRecord {
     pub cancel_requested: bool,
     /// The workflow this task belongs to.
     pub workflow_id: Option<Uuid>,
+    /// The schedule that fired this task: `{"name", "due_at"}`.
+    pub schedule: Option<Value>,
 }
 
 impl TaskRecord {
@@ -296,6 +298,7 @@ impl TaskRecord {
                 .unwrap_or_default(),
             cancel_requested: take("cancel_requested").is_some(),
             workflow_id: take("workflow").and_then(|s| s.parse().ok()),
+            schedule: json(take("schedule")),
         })
     }
 }
