@@ -5,10 +5,12 @@
 //! # Layout
 //! - [`config`]: typed settings of the engine, the API and the worker (no env reads).
 //! - [`task`]: the task model (statuses, new tasks, claimed tasks, records).
+//! - [`model`]: domain types without I/O (schedules: validation, next due time).
 //! - [`queue`]: the facade both binaries use; one round trip per operation.
 //! - [`redis`]: keys, Lua scripts (one per transition), connections, pub/sub wake-ups.
 //! - [`api`]: the HTTP API (poem-openapi): tasks, queues, health, docs.
 //! - [`worker`]: the consume loop, the executor, the task registry and built-in tasks.
+//! - [`scheduler`]: periodic tasks: leader election (lease + fencing token), firing, the schedule file.
 //! - [`telemetry`], [`shutdown`], [`error`]: logs, signals, the engine's error type.
 //!
 //! `src/bin/api.rs` and `src/bin/worker.rs` only parse settings and call

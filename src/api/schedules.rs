@@ -204,7 +204,9 @@ impl SchedulesApi {
         /// Schedule name.
         name: Path<String>,
     ) -> Result<ScheduleResponse, ApiError> {
-        Ok(ScheduleResponse::Ok(Json(self.view(self.record(&name.0).await?).await?)))
+        Ok(ScheduleResponse::Ok(Json(
+            self.view(self.record(&name.0).await?).await?,
+        )))
     }
 
     /// Create or replace a schedule; its run history is kept.

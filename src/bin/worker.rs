@@ -5,8 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use celeriac::{
     cli::CommonArgs,
     config::{SchedulerConfig, WorkerConfig},
-    scheduler,
-    shutdown,
+    scheduler, shutdown,
     task::RateLimit,
     telemetry,
     worker::{self, Registry},

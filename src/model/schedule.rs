@@ -182,7 +182,7 @@ impl Schedule {
         match (&self.cron, self.every) {
             (Some(pattern), None) => Ok(Timing::Cron(Box::new(parse_cron(pattern)?), tz)),
             (None, Some(every)) => {
-                if !every.is_finite() || every < 1.0 || every > 1e10 {
+                if !(1.0..=1e10).contains(&every) {
                     return Err(ScheduleError::InvalidEvery);
                 }
                 Ok(Timing::Every {
@@ -248,13 +248,21 @@ mod tests {
         assert!(matches!(with("name", json!("a{b}")), ScheduleError::InvalidName(_)));
         assert!(matches!(with("name", json!("")), ScheduleError::InvalidName(_)));
         assert!(matches!(with("cron", json!("* * * * *")), ScheduleError::NoTiming));
-        let cron = |c: &str, tz: &str| {
-            schedule(json!({"name": "n", "task": "noop", "cron": c, "timezone": tz})).validate()
-        };
-        assert!(matches!(cron("61 * * * *", "UTC"), Err(ScheduleError::InvalidCron { .. })));
+        let cron =
+            |c: &str, tz: &str| schedule(json!({"name": "n", "task": "noop", "cron": c, "timezone": tz})).validate();
+        assert!(matches!(
+            cron("61 * * * *", "UTC"),
+            Err(ScheduleError::InvalidCron { .. })
+        ));
         assert!(matches!(cron("* * *", "UTC"), Err(ScheduleError::InvalidCron { .. })));
-        assert!(matches!(cron("* * * * * * *", "UTC"), Err(ScheduleError::InvalidCron { .. })));
-        assert!(matches!(cron("* * * * *", "Mars/Olympus"), Err(ScheduleError::UnknownTimeZone(_))));
+        assert!(matches!(
+            cron("* * * * * * *", "UTC"),
+            Err(ScheduleError::InvalidCron { .. })
+        ));
+        assert!(matches!(
+            cron("* * * * *", "Mars/Olympus"),
+            Err(ScheduleError::UnknownTimeZone(_))
+        ));
         assert!(cron("*/2 * * * * *", "Europe/Berlin").is_ok());
         assert!(cron("0 9 * * MON-FRI", "America/New_York").is_ok());
         assert!(schedule(json!({"name": "x", "task": "noop"})).validate().is_err());
@@ -264,9 +272,15 @@ mod tests {
     fn six_field_cron_counts_seconds() {
         let s = schedule(json!({"name": "n", "task": "noop", "cron": "*/2 * * * * *"}));
         assert_eq!(s.next_after(t("2026-01-01T00:00:00Z")), Some(t("2026-01-01T00:00:02Z")));
-        assert_eq!(s.next_after(t("2026-01-01T00:00:01.500Z")), Some(t("2026-01-01T00:00:02Z")));
+        assert_eq!(
+            s.next_after(t("2026-01-01T00:00:01.500Z")),
+            Some(t("2026-01-01T00:00:02Z"))
+        );
         let five = schedule(json!({"name": "n", "task": "noop", "cron": "*/15 * * * *"}));
-        assert_eq!(five.next_after(t("2026-01-01T00:00:00Z")), Some(t("2026-01-01T00:15:00Z")));
+        assert_eq!(
+            five.next_after(t("2026-01-01T00:00:00Z")),
+            Some(t("2026-01-01T00:15:00Z"))
+        );
     }
 
     #[test]
@@ -286,13 +300,25 @@ mod tests {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00Z).
         let fixed = schedule(json!({"name": "n", "task": "noop", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}));
         // 02:30 does not exist that day: the run comes right after the gap, 03:00 CEST.
-        assert_eq!(fixed.next_after(t("2026-03-28T12:00:00Z")), Some(t("2026-03-29T01:00:00Z")));
+        assert_eq!(
+            fixed.next_after(t("2026-03-28T12:00:00Z")),
+            Some(t("2026-03-29T01:00:00Z"))
+        );
         // The day after, 02:30 CEST again (00:30Z).
-        assert_eq!(fixed.next_after(t("2026-03-29T01:00:00Z")), Some(t("2026-03-30T00:30:00Z")));
+        assert_eq!(
+            fixed.next_after(t("2026-03-29T01:00:00Z")),
+            Some(t("2026-03-30T00:30:00Z"))
+        );
         // An hourly job loses the missing hour: 01:00 CET (00:00Z), then 03:00 CEST (01:00Z).
         let hourly = schedule(json!({"name": "n", "task": "noop", "cron": "0 * * * *", "timezone": "Europe/Berlin"}));
-        assert_eq!(hourly.next_after(t("2026-03-28T23:30:00Z")), Some(t("2026-03-29T00:00:00Z")));
-        assert_eq!(hourly.next_after(t("2026-03-29T00:00:00Z")), Some(t("2026-03-29T01:00:00Z")));
+        assert_eq!(
+            hourly.next_after(t("2026-03-28T23:30:00Z")),
+            Some(t("2026-03-29T00:00:00Z"))
+        );
+        assert_eq!(
+            hourly.next_after(t("2026-03-29T00:00:00Z")),
+            Some(t("2026-03-29T01:00:00Z"))
+        );
     }
 
     #[test]
@@ -300,8 +326,14 @@ mod tests {
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET (01:00Z); 02:30 happens twice.
         let fixed = schedule(json!({"name": "n", "task": "noop", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}));
         // Runs once, at the first 02:30 (CEST, 00:30Z), then the next day at 02:30 CET (01:30Z).
-        assert_eq!(fixed.next_after(t("2026-10-24T12:00:00Z")), Some(t("2026-10-25T00:30:00Z")));
-        assert_eq!(fixed.next_after(t("2026-10-25T00:30:00Z")), Some(t("2026-10-26T01:30:00Z")));
+        assert_eq!(
+            fixed.next_after(t("2026-10-24T12:00:00Z")),
+            Some(t("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            fixed.next_after(t("2026-10-25T00:30:00Z")),
+            Some(t("2026-10-26T01:30:00Z"))
+        );
         // An interval job runs in both passes of the repeated hour.
         let half = schedule(json!({"name": "n", "task": "noop", "cron": "*/30 * * * *", "timezone": "Europe/Berlin"}));
         let mut at = t("2026-10-24T23:45:00Z");
@@ -325,8 +357,10 @@ mod tests {
 
     #[test]
     fn the_stored_definition_round_trips_and_reads_toml() {
-        let s = schedule(json!({"name": "n", "task": "add", "args": {"x": 1, "y": 2}, "cron": "0 * * * *",
-            "timezone": "Europe/Berlin", "missed": "catch_up", "options": {"priority": 5}}));
+        let s = schedule(
+            json!({"name": "n", "task": "add", "args": {"x": 1, "y": 2}, "cron": "0 * * * *",
+            "timezone": "Europe/Berlin", "missed": "catch_up", "options": {"priority": 5}}),
+        );
         let back: Schedule = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert_eq!(s.missed, Missed::CatchUp);

@@ -59,11 +59,7 @@ pub async fn run_standalone(
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     cfg.validate()?;
-    let queue = Queue::new(
-        Connection::new(&cfg.redis)?,
-        Keys::new(&cfg.redis.namespace),
-        engine,
-    );
+    let queue = Queue::new(Connection::new(&cfg.redis)?, Keys::new(&cfg.redis.namespace), engine);
     run(queue, cfg, shutdown).await
 }
 

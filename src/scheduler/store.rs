@@ -200,7 +200,11 @@ pub async fn next_due_ms(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<
         .arg("WITHSCORES")
         .query_async(conn)
         .await?;
-    Ok(first.first().map(|(_, s)| *s).filter(|s| s.is_finite()).map(|s| s as i64))
+    Ok(first
+        .first()
+        .map(|(_, s)| *s)
+        .filter(|s| s.is_finite())
+        .map(|s| s as i64))
 }
 
 /// The status of a task, if its record still exists.
@@ -392,20 +396,20 @@ pub struct Leadership {
 
 /// Reads the leadership and the replicas (one pipeline).
 pub async fn leadership(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Leadership> {
-    let ((name, token, since), replicas): ((Option<String>, Option<u64>, Option<i64>), Vec<(String, f64)>) =
-        redis::pipe()
-            .cmd("HMGET")
-            .arg(keys.scheduler_leader())
-            .arg("name")
-            .arg("token")
-            .arg("since")
-            .cmd("ZRANGE")
-            .arg(keys.scheduler_replicas())
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(conn)
-            .await?;
+    type Leader = (Option<String>, Option<u64>, Option<i64>);
+    let ((name, token, since), replicas): (Leader, Vec<(String, f64)>) = redis::pipe()
+        .cmd("HMGET")
+        .arg(keys.scheduler_leader())
+        .arg("name")
+        .arg("token")
+        .arg("since")
+        .cmd("ZRANGE")
+        .arg(keys.scheduler_replicas())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
     Ok(Leadership {
         leader: name,
         since: since.and_then(DateTime::from_timestamp_millis),

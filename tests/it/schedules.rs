@@ -154,7 +154,11 @@ async fn three_schedulers_fire_each_due_time_once_through_a_kill_and_a_stop_of_t
     let ns = unique_ns();
     let q = queue(&redis, &ns);
     save(&q, &schedule(json!({"name": "tick", "task": "noop", "every": 1}))).await;
-    save(&q, &schedule(json!({"name": "cron2", "task": "noop", "cron": "*/2 * * * * *"}))).await;
+    save(
+        &q,
+        &schedule(json!({"name": "cron2", "task": "noop", "cron": "*/2 * * * * *"})),
+    )
+    .await;
     let mut beats: Vec<Beat> = (0..3).map(|_| Beat::start(&redis, &ns, None)).collect();
     let (first, _) = wait_leader(&redis, &ns, None, Duration::from_secs(10)).await;
     let started = now_ms();
@@ -180,7 +184,11 @@ async fn three_schedulers_fire_each_due_time_once_through_a_kill_and_a_stop_of_t
     beats[stopped].signal("CONT");
     let stop_window = (epoch_ms(stopped_at), epoch_ms(third_at));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(leader(&redis, &ns).as_deref(), Some(third.as_str()), "the thawed leader took over again");
+    assert_eq!(
+        leader(&redis, &ns).as_deref(),
+        Some(third.as_str()),
+        "the thawed leader took over again"
+    );
     assert!(beats[stopped].is_running());
     let ended = now_ms();
     drop(beats);
@@ -190,7 +198,11 @@ async fn three_schedulers_fire_each_due_time_once_through_a_kill_and_a_stop_of_t
         let dues: Vec<i64> = runs.iter().filter(|r| r.schedule == name).map(|r| r.due_ms).collect();
         let unique: BTreeSet<i64> = dues.iter().copied().collect();
         assert_eq!(unique.len(), dues.len(), "{name}: a due time fired twice: {dues:?}");
-        assert_eq!(runs_counter(&redis, &ns, name), dues.len() as u64, "{name}: runs counter");
+        assert_eq!(
+            runs_counter(&redis, &ns, name),
+            dues.len() as u64,
+            "{name}: runs counter"
+        );
         assert!(unique.iter().all(|d| d % period == 0), "{name}: off-grid due time");
         // Every due time between start and end fired, except around the two takeovers.
         let in_fault = |d: i64| {
@@ -232,8 +244,17 @@ async fn a_stale_fencing_token_or_a_due_time_already_fired_fires_nothing() {
                 .unwrap()
         }
     };
-    let Lease::Leader { token: old, fresh: true } = lease("a", 0).await else { panic!("a leads") };
-    assert!(matches!(lease("b", 0).await, Lease::Standby { .. }), "one leader at a time");
+    let Lease::Leader {
+        token: old,
+        fresh: true,
+    } = lease("a", 0).await
+    else {
+        panic!("a leads")
+    };
+    assert!(
+        matches!(lease("b", 0).await, Lease::Standby { .. }),
+        "one leader at a time"
+    );
     let fire = |token: u64, version: i64| Fire {
         schedule: &s,
         mode: FireMode::Due,
@@ -245,13 +266,27 @@ async fn a_stale_fencing_token_or_a_due_time_already_fired_fires_nothing() {
     };
     // The leader's lease lapses and b takes over with a higher token.
     let _: () = redis.conn().del(k.scheduler_leader()).unwrap();
-    let Lease::Leader { token: new, fresh: true } = lease("b", 0).await else { panic!("b leads") };
+    let Lease::Leader {
+        token: new,
+        fresh: true,
+    } = lease("b", 0).await
+    else {
+        panic!("b leads")
+    };
     assert!(new > old);
     let mut conn = q.connection();
-    assert_eq!(store::fire(&mut conn, k, 100, &fire(old, rec.version)).await.unwrap(), Fired::Stale);
-    assert!(matches!(lease("a", old).await, Lease::Standby { .. }), "a learns it lost");
     assert_eq!(
-        store::fire(&mut conn, k, 100, &fire(new, rec.version - 1)).await.unwrap(),
+        store::fire(&mut conn, k, 100, &fire(old, rec.version)).await.unwrap(),
+        Fired::Stale
+    );
+    assert!(
+        matches!(lease("a", old).await, Lease::Standby { .. }),
+        "a learns it lost"
+    );
+    assert_eq!(
+        store::fire(&mut conn, k, 100, &fire(new, rec.version - 1))
+            .await
+            .unwrap(),
         Fired::Changed
     );
     assert!(matches!(
@@ -279,9 +314,16 @@ async fn missed_due_times_are_skipped_or_caught_up_once() {
     for (name, missed) in [("skipper", "skip"), ("catcher", "catch_up")] {
         let s = schedule(json!({"name": name, "task": "noop", "every": 1, "missed": missed}));
         // As if every scheduler had been down for 30 s.
-        store::save(&mut q.connection(), q.keys(), &s, s.next_after(long_ago), now_ms(), false)
-            .await
-            .unwrap();
+        store::save(
+            &mut q.connection(),
+            q.keys(),
+            &s,
+            s.next_after(long_ago),
+            now_ms(),
+            false,
+        )
+        .await
+        .unwrap();
     }
     let mut cfg = RedisConfig::new(redis.url());
     cfg.namespace = ns.clone();
@@ -303,10 +345,20 @@ async fn missed_due_times_are_skipped_or_caught_up_once() {
         d
     };
     let skipped = dues("skipper");
-    assert!(!skipped.is_empty() && skipped.iter().all(|d| *d > started - 1000), "{skipped:?}");
+    assert!(
+        !skipped.is_empty() && skipped.iter().all(|d| *d > started - 1000),
+        "{skipped:?}"
+    );
     let caught = dues("catcher");
-    assert_eq!(caught[0], (long_ago.timestamp_millis() / 1000 + 1) * 1000, "one run for the missed period");
-    assert!(caught[1..].iter().all(|d| *d > started - 1000), "then it continues from now: {caught:?}");
+    assert_eq!(
+        caught[0],
+        (long_ago.timestamp_millis() / 1000 + 1) * 1000,
+        "one run for the missed period"
+    );
+    assert!(
+        caught[1..].iter().all(|d| *d > started - 1000),
+        "then it continues from now: {caught:?}"
+    );
     assert!(caught.len() >= 2);
     // A graceful stop hands the leadership back at once.
     assert_eq!(leader(&redis, &ns), None);
@@ -354,8 +406,14 @@ async fn schedules_created_paused_changed_and_deleted_through_the_api_take_effec
     assert!(created["next_run_at"].is_string());
     assert_eq!(send(&api, Method::POST, "/schedules", Some(body)).await.0, 409);
     for (bad, code) in [
-        (json!({"name": "b", "task": "echo", "cron": "61 * * * *"}), "invalid_schedule"),
-        (json!({"name": "b", "task": "echo", "cron": "* * * * *", "timezone": "Mars/Base"}), "invalid_schedule"),
+        (
+            json!({"name": "b", "task": "echo", "cron": "61 * * * *"}),
+            "invalid_schedule",
+        ),
+        (
+            json!({"name": "b", "task": "echo", "cron": "* * * * *", "timezone": "Mars/Base"}),
+            "invalid_schedule",
+        ),
         (json!({"name": "b", "task": "echo", "every": 0.5}), "invalid_schedule"),
         (json!({"name": "b c", "task": "echo", "every": 1}), "invalid_schedule"),
         (json!({"name": "b", "task": "nope", "every": 1}), "unknown_task"),
@@ -374,7 +432,13 @@ async fn schedules_created_paused_changed_and_deleted_through_the_api_take_effec
     let (_, leadership) = get_json(&api, "/scheduler").await;
     assert_eq!(leadership["leader"], beat.name.as_str(), "{leadership}");
     assert!(leadership["fencing_token"].as_u64() >= Some(1));
-    assert!(leadership["replicas"].as_array().unwrap().iter().any(|r| r["name"] == beat.name.as_str()));
+    assert!(
+        leadership["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == beat.name.as_str())
+    );
 
     // Paused: nothing fires.
     let (status, paused) = send(&api, Method::POST, "/schedules/api/pause", None).await;
@@ -416,8 +480,14 @@ async fn schedules_created_paused_changed_and_deleted_through_the_api_take_effec
     assert_eq!(count(), before, "a deleted schedule fired");
 
     // PUT creates.
-    let (status, _) = send(&api, Method::PUT, "/schedules/put-made", Some(json!({"task": "noop", "cron": "0 3 * * *",
-        "timezone": "Europe/Berlin"}))).await;
+    let (status, _) = send(
+        &api,
+        Method::PUT,
+        "/schedules/put-made",
+        Some(json!({"task": "noop", "cron": "0 3 * * *",
+        "timezone": "Europe/Berlin"})),
+    )
+    .await;
     assert_eq!(status, 201);
 }
 
@@ -426,7 +496,11 @@ async fn the_schedule_file_is_loaded_at_start_and_on_sighup() {
     let redis = TestRedis::start();
     let ns = unique_ns();
     let q = queue(&redis, &ns);
-    save(&q, &schedule(json!({"name": "api-made", "task": "noop", "every": 3600}))).await;
+    save(
+        &q,
+        &schedule(json!({"name": "api-made", "task": "noop", "every": 3600})),
+    )
+    .await;
     let dir = std::env::temp_dir().join(format!("celeriac-sched-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("schedules.toml");
@@ -489,7 +563,10 @@ every = 60
     let reloaded = get("from-file").await.unwrap();
     assert_eq!(reloaded.schedule.cron.as_deref(), Some("0 3 * * *"));
     assert_eq!(reloaded.schedule.timezone, "Europe/Berlin");
-    assert!(get("api-made").await.is_some(), "schedules made through the API are left alone");
+    assert!(
+        get("api-made").await.is_some(),
+        "schedules made through the API are left alone"
+    );
     assert!(beat.is_running(), "SIGHUP must not stop the process");
     let _ = std::fs::remove_dir_all(&dir);
 }
