@@ -177,10 +177,17 @@ impl SchedulesApi {
     async fn list(&self) -> Result<ListSchedulesResponse, ApiError> {
         let q = &self.state.queue;
         let records = store::list(&mut q.connection(), q.keys()).await?;
-        let mut schedules = Vec::with_capacity(records.len());
-        for r in records {
-            schedules.push(self.view(r).await?);
-        }
+        let last: Vec<_> = records.iter().filter_map(|r| r.last_task_id).collect();
+        let mut statuses = store::task_statuses(&mut q.connection(), q.keys(), &last)
+            .await?
+            .into_iter();
+        let schedules = records
+            .into_iter()
+            .map(|r| {
+                let status = r.last_task_id.and_then(|_| statuses.next().flatten());
+                view(r, status)
+            })
+            .collect();
         Ok(ListSchedulesResponse::Ok(Json(ScheduleList { schedules })))
     }
 
@@ -386,37 +393,37 @@ impl SchedulesApi {
     }
 
     async fn view(&self, r: ScheduleRecord) -> Result<ScheduleView, ApiError> {
-        let last_status = match &r.last_task_id {
-            Some(id) => {
-                let q = &self.state.queue;
-                store::task_status(&mut q.connection(), q.keys(), id).await?
-            }
-            None => None,
-        };
-        let s = r.schedule;
-        Ok(ScheduleView {
-            name: s.name,
-            task: s.task,
-            args: s.args,
-            queue: s.queue,
-            options: serde_json::to_value(&s.options).unwrap_or(Value::Null),
-            cron: s.cron,
-            timezone: s.timezone,
-            every: s.every,
-            missed: match s.missed {
-                Missed::Skip => MissedPolicy::Skip,
-                Missed::CatchUp => MissedPolicy::CatchUp,
-            },
-            start_at: s.start_at,
-            end_at: s.end_at,
-            paused: s.paused,
-            next_run_at: r.next_run_at,
-            last_run_at: r.last_run_at,
-            last_task_id: r.last_task_id.map(|id| id.to_string()),
-            last_status,
-            runs: r.runs,
-            created_at: r.created_at,
-        })
+        let q = &self.state.queue;
+        let ids: Vec<_> = r.last_task_id.into_iter().collect();
+        let status = store::task_statuses(&mut q.connection(), q.keys(), &ids).await?;
+        Ok(view(r, status.into_iter().next().flatten()))
+    }
+}
+
+fn view(r: ScheduleRecord, last_status: Option<String>) -> ScheduleView {
+    let s = r.schedule;
+    ScheduleView {
+        name: s.name,
+        task: s.task,
+        args: s.args,
+        queue: s.queue,
+        options: serde_json::to_value(&s.options).unwrap_or(Value::Null),
+        cron: s.cron,
+        timezone: s.timezone,
+        every: s.every,
+        missed: match s.missed {
+            Missed::Skip => MissedPolicy::Skip,
+            Missed::CatchUp => MissedPolicy::CatchUp,
+        },
+        start_at: s.start_at,
+        end_at: s.end_at,
+        paused: s.paused,
+        next_run_at: r.next_run_at,
+        last_run_at: r.last_run_at,
+        last_task_id: r.last_task_id.map(|id| id.to_string()),
+        last_status,
+        runs: r.runs,
+        created_at: r.created_at,
     }
 }
 

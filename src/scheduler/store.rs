@@ -207,13 +207,16 @@ pub async fn next_due_ms(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<
         .map(|s| s as i64))
 }
 
-/// The status of a task, if its record still exists.
-pub async fn task_status(conn: &mut impl ConnectionLike, keys: &Keys, id: &Uuid) -> Result<Option<String>> {
-    Ok(redis::cmd("HGET")
-        .arg(keys.task(&id.to_string()))
-        .arg("status")
-        .query_async(conn)
-        .await?)
+/// The statuses of tasks (`None` where the record expired), in one pipeline.
+pub async fn task_statuses(conn: &mut impl ConnectionLike, keys: &Keys, ids: &[Uuid]) -> Result<Vec<Option<String>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HGET").arg(keys.task(&id.to_string())).arg("status");
+    }
+    Ok(pipe.query_async(conn).await?)
 }
 
 /// How a fire call was meant.
