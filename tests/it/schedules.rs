@@ -570,3 +570,33 @@ every = 60
     assert!(beat.is_running(), "SIGHUP must not stop the process");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_worker_started_with_beat_fires_its_schedules_and_runs_them() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let q = queue(&redis, &ns);
+    save(
+        &q,
+        &schedule(json!({"name": "echoes", "task": "echo", "args": {"hello": "beat"}, "every": 1})),
+    )
+    .await;
+    let _worker = crate::helpers::Worker::start(&redis.url(), &ns, &["--beat"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rec = store::get(&mut q.connection(), q.keys(), "echoes")
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(id) = rec.last_task_id
+            && let Some(task) = q.get(&id).await.unwrap()
+            && task.status == celeriac::task::TaskStatus::Success
+        {
+            assert_eq!(task.result, Some(json!({"hello": "beat"})));
+            assert_eq!(task.schedule.unwrap()["name"], "echoes");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled run succeeded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
