@@ -267,6 +267,45 @@ impl WorkerConfig {
     }
 }
 
+/// Settings of a scheduler process (`celeriac-worker --beat` or `--beat-only`).
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Redis connection (the scheduler keeps a pub/sub connection of its own).
+    pub redis: RedisConfig,
+    /// Process name shown by `GET /scheduler`; unique per process.
+    pub name: String,
+    /// Leader lease: a standby takes over at most this long (plus a renewal
+    /// period, a third of it) after the leader died.
+    pub lease: Duration,
+    /// A due time found later than this is missed: `skip` drops it, `catch_up` fires one run for it.
+    pub misfire_grace: Duration,
+    /// TOML schedule file loaded at start and on SIGHUP (`CELERIAC_SCHEDULE_FILE`).
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl SchedulerConfig {
+    /// Defaults around a Redis config.
+    pub fn new(redis: RedisConfig, name: impl Into<String>) -> Self {
+        Self {
+            redis,
+            name: name.into(),
+            lease: Duration::from_secs(3),
+            misfire_grace: Duration::from_secs(2),
+            file: None,
+        }
+    }
+
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.validate()?;
+        validate_name("scheduler name", &self.name)?;
+        if self.lease < Duration::from_millis(300) {
+            return Err(invalid("scheduler lease", "must be at least 300 ms"));
+        }
+        Ok(())
+    }
+}
+
 /// Names that become part of Redis keys: 1–128 printable characters without
 /// braces (which would break the Cluster hash tag) or whitespace.
 pub fn validate_name(setting: &'static str, name: &str) -> Result<(), ConfigError> {

@@ -6,6 +6,7 @@ pub mod error;
 pub mod health;
 pub mod models;
 pub mod queues;
+pub mod schedules;
 pub mod tasks;
 pub mod workflows;
 
@@ -34,6 +35,8 @@ enum Tag {
     Queues,
     /// Liveness and readiness probes.
     Health,
+    /// Periodic tasks and the scheduler leadership.
+    Schedules,
 }
 
 /// What every request handler shares.
@@ -90,6 +93,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         tasks::TasksApi { state: state.clone() },
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },
+        schedules::SchedulesApi { state: state.clone() },
         health::HealthApi { state },
     );
     let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))

@@ -151,6 +151,8 @@ pub struct TaskView {
     pub cancel_requested: bool,
     /// The workflow this task belongs to.
     pub workflow_id: Option<String>,
+    /// The schedule that fired this task: `{"name", "due_at"}`.
+    pub schedule: Option<Value>,
 }
 
 impl From<TaskRecord> for TaskView {
@@ -180,6 +182,7 @@ impl From<TaskRecord> for TaskView {
             options: serde_json::to_value(&r.options).unwrap_or(Value::Null),
             cancel_requested: r.cancel_requested,
             workflow_id: r.workflow_id.map(|w| w.to_string()),
+            schedule: r.schedule,
         }
     }
 }

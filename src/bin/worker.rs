@@ -2,7 +2,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use celeriac::{cli::CommonArgs, config::WorkerConfig, model::RateLimit, shutdown, tasks::Registry, telemetry, worker};
+use celeriac::{
+    cli::CommonArgs,
+    config::{SchedulerConfig, WorkerConfig},
+    model::RateLimit,
+    scheduler, shutdown,
+    tasks::Registry,
+    telemetry, worker,
+};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -27,6 +34,18 @@ struct Args {
     /// (override the limits set at registration).
     #[arg(long, env = "CELERIAC_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
     rate_limits: Vec<(String, RateLimit)>,
+    /// Also run the scheduler (periodic tasks) in this process, alongside consuming.
+    #[arg(long, env = "CELERIAC_BEAT")]
+    beat: bool,
+    /// Run only the scheduler: no consuming (what `entrypoint.sh beat` runs).
+    #[arg(long, env = "CELERIAC_BEAT_ONLY", conflicts_with = "beat")]
+    beat_only: bool,
+    /// Milliseconds of the scheduler leader's lease (a standby takes over within about 4/3 of it).
+    #[arg(long, env = "CELERIAC_BEAT_LEASE_MS", default_value_t = 3000)]
+    beat_lease_ms: u64,
+    /// TOML schedule file, loaded at start and on SIGHUP by scheduler processes.
+    #[arg(long, env = "CELERIAC_SCHEDULE_FILE")]
+    schedule_file: Option<std::path::PathBuf>,
     /// Port for GET /healthz and /readyz (none by default).
     #[arg(long, env = "CELERIAC_HEALTH_PORT")]
     health_port: Option<u16>,
@@ -64,7 +83,23 @@ async fn main() -> anyhow::Result<()> {
     cfg.cancel_grace = Duration::from_secs(args.cancel_grace);
     cfg.rate_limits = args.rate_limits;
     cfg.health_addr = args.health_port.map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
-    let details = worker::run(cfg, Registry::with_builtins(), shutdown::token_on_signal()).await?;
+    let shutdown = shutdown::token_on_signal();
+    let mut beat = SchedulerConfig::new(cfg.redis.clone(), cfg.name.clone());
+    beat.lease = Duration::from_millis(args.beat_lease_ms);
+    beat.file = args.schedule_file;
+    if args.beat_only {
+        scheduler::run_standalone(beat, cfg.engine, shutdown).await?;
+        tracing::info!("celeriac-worker (scheduler only) stopped");
+        return Ok(());
+    }
+    let beat = args
+        .beat
+        .then(|| tokio::spawn(scheduler::run_standalone(beat, cfg.engine.clone(), shutdown.clone())));
+    let details = worker::run(cfg, Registry::with_builtins(), shutdown.clone()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
+    if let Some(beat) = beat {
+        shutdown.cancel();
+        beat.await??;
+    }
     Ok(())
 }

@@ -62,6 +62,11 @@ impl Queue {
         &self.cfg
     }
 
+    /// A handle on the shared connection, for engine parts with scripts of their own (the scheduler).
+    pub fn connection(&self) -> TrackedConnection {
+        self.conn.handle()
+    }
+
     pub(crate) async fn conn(&self) -> Result<TrackedConnection> {
         Ok(self.conn.handle())
     }

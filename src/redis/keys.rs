@@ -173,6 +173,37 @@ impl Keys {
     pub fn done_channel_prefix(&self) -> String {
         format!("{}:done:", self.tag)
     }
+
+    /// HASH: one schedule: `def` (its definition, JSON), `version`, `next_run_at`,
+    /// `last_run_at`, `last_due_at`, `last_task_id`, `runs`, `created_at`, `updated_at`.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}:schedule:{name}", self.tag)
+    }
+
+    /// ZSET: schedule name → next run (ms); `+inf` while paused or ended.
+    pub fn schedules(&self) -> String {
+        format!("{}:schedules", self.tag)
+    }
+
+    /// Pub/sub channel telling schedulers that a schedule was saved or deleted.
+    pub fn schedules_channel(&self) -> String {
+        format!("{}:schedules:changed", self.tag)
+    }
+
+    /// HASH with a TTL (the lease): the scheduler leader's `name`, `token`, `since` (ms).
+    pub fn scheduler_leader(&self) -> String {
+        format!("{}:scheduler:leader", self.tag)
+    }
+
+    /// STRING: fencing counter, INCRed on each new scheduler leadership.
+    pub fn scheduler_fencing(&self) -> String {
+        format!("{}:scheduler:fencing", self.tag)
+    }
+
+    /// ZSET: scheduler process name → last seen (ms).
+    pub fn scheduler_replicas(&self) -> String {
+        format!("{}:scheduler:replicas", self.tag)
+    }
 }
 
 #[cfg(test)]
@@ -208,5 +239,16 @@ mod tests {
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
         assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
+    }
+
+    #[test]
+    fn scheduler_keys_carry_the_namespace_hash_tag() {
+        let k = Keys::new("celeriac");
+        assert_eq!(k.schedule("nightly"), "{celeriac}:schedule:nightly");
+        assert_eq!(k.schedules(), "{celeriac}:schedules");
+        assert_eq!(k.schedules_channel(), "{celeriac}:schedules:changed");
+        assert_eq!(k.scheduler_leader(), "{celeriac}:scheduler:leader");
+        assert_eq!(k.scheduler_fencing(), "{celeriac}:scheduler:fencing");
+        assert_eq!(k.scheduler_replicas(), "{celeriac}:scheduler:replicas");
     }
 }

@@ -5,6 +5,7 @@ mod api;
 mod engine;
 mod faults;
 mod helpers;
+mod schedules;
 mod semantics;
 mod worker;
 mod workflows;
