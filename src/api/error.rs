@@ -30,6 +30,12 @@ pub enum ApiError {
     /// The request is malformed (invalid JSON, bad parameter).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// No bearer token, or an unknown one (see the `bearer` security scheme).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The token lacks the operation's scope.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// No such task (never existed, or its record expired).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -94,6 +100,21 @@ impl ApiError {
         );
         b.0.error.known_tasks = Some(known);
         Self::Unprocessable(b)
+    }
+
+    /// 503 with a message (Redis unreachable).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(body("redis_unavailable", message))
+    }
+
+    /// 401 (no or unknown bearer token); the caller adds `WWW-Authenticate`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(body("unauthorized", message))
+    }
+
+    /// 403 (the token lacks the scope).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message))
     }
 
     /// 413.

@@ -2,8 +2,11 @@
 
 use poem_openapi::{OpenApi, param::Path, payload::Json};
 
-use super::{AppState, Tag, error::ApiError, models::QueueView};
-use crate::config::validate_name;
+use super::{
+    AppState, Tag,
+    error::ApiError,
+    models::{MAX_QUEUE_NAME, QueueView, is_safe_name},
+};
 
 /// Queue operations.
 pub struct QueuesApi {
@@ -26,7 +29,12 @@ impl QueuesApi {
         /// Queue name.
         name: Path<String>,
     ) -> Result<Json<QueueView>, ApiError> {
-        validate_name("queue", &name.0).map_err(|e| ApiError::bad_request("invalid_queue", e.to_string()))?;
+        if !is_safe_name(&name.0, MAX_QUEUE_NAME) {
+            return Err(ApiError::bad_request(
+                "invalid_queue",
+                format!("queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"),
+            ));
+        }
         Ok(Json(self.state.queue.queue_stats(&name.0).await?.into()))
     }
 }

@@ -116,7 +116,8 @@ impl WorkflowsApi {
         let not_found = || ApiError::not_found(format!("no workflow with id {:?}", workflow_id.0));
         let id = Uuid::parse_str(&workflow_id.0).map_err(|_| not_found())?;
         let queue = &self.state.queue;
-        let channel = queue.keys().done_channel(&workflow_id.0);
+        // The canonical id's channel, however the id was written (see tasks).
+        let channel = queue.keys().done_channel(&id.to_string());
         let record = wait_final(
             &self.state,
             channel,
