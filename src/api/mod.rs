@@ -2,6 +2,7 @@
 //! poem-openapi generates `/openapi.json` and the docs at `/docs` from the
 //! operations' types and doc comments.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod models;
@@ -72,6 +73,9 @@ pub enum ApiStartError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Authentication is on but its tokens are missing or malformed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     /// The Redis client could not be built.
     #[error("invalid redis settings")]
     Redis(#[from] redis::RedisError),
@@ -83,6 +87,10 @@ pub enum ApiStartError {
 /// Builds the whole HTTP application for `cfg`.
 pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartError> {
     cfg.validate()?;
+    let auth = auth::Auth::load(&cfg.auth)?;
+    if let (Some(a), Ok(_)) = (&auth, tokio::runtime::Handle::try_current()) {
+        a.reload_on_sighup();
+    }
     let state = AppState {
         queue: Queue::new(
             Connection::new(&cfg.redis)?,
@@ -111,7 +119,8 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         .nest("/docs", docs)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
-        .catch_all_error(error::render))
+        .catch_all_error(error::render)
+        .with(auth::Gate::new(auth)))
 }
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains

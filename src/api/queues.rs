@@ -4,6 +4,7 @@ use poem_openapi::{OpenApi, param::Path, payload::Json};
 
 use super::{
     AppState, Tag,
+    auth::BearerAuth,
     error::ApiError,
     models::{MAX_QUEUE_NAME, QueueView, is_safe_name},
 };
@@ -16,16 +17,21 @@ pub struct QueuesApi {
 #[OpenApi(tag = "Tag::Queues")]
 impl QueuesApi {
     /// Every queue that ever received a task, with its counts.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/queues", method = "get")]
-    async fn list(&self) -> Result<Json<Vec<QueueView>>, ApiError> {
+    async fn list(&self, _auth: BearerAuth) -> Result<Json<Vec<QueueView>>, ApiError> {
         let queues = self.state.queue.list_queues().await?;
         Ok(Json(queues.into_iter().map(Into::into).collect()))
     }
 
     /// One queue's counts (zero for a queue that never received a task).
+    ///
+    /// Scope: `read`.
     #[oai(path = "/queues/:name", method = "get")]
     async fn get(
         &self,
+        _auth: BearerAuth,
         /// Queue name.
         name: Path<String>,
     ) -> Result<Json<QueueView>, ApiError> {

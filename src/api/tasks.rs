@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     AppState, Tag,
+    auth::BearerAuth,
     error::ApiError,
     models::{JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, NewTaskRequest, TaskCreated, TaskView, is_safe_name},
 };
@@ -80,8 +81,10 @@ impl TasksApi {
     ///
     /// An empty body enqueues the classic demo task: `add` of two random
     /// integers between 0 and 100.
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks", method = "post")]
-    async fn create(&self, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
+    async fn create(&self, _auth: BearerAuth, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
         let task = match body.0 {
             Some(req) => new_task(&self.state, req, Placement::Alone)?,
             None => {
@@ -127,9 +130,12 @@ impl TasksApi {
     ///
     /// With `wait`, the request is held until the task reaches a final state
     /// (SUCCESS, FAILURE, REVOKED) or `wait` seconds pass, whichever comes first.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/tasks/:task_id", method = "get")]
     async fn get(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
         /// Seconds (at most 60) to wait for a final state.
@@ -153,9 +159,12 @@ impl TasksApi {
     /// A pending, delayed or retrying task ends REVOKED and never runs. A running
     /// task gets its cancellation signal and ends REVOKED once it stops. A task
     /// that already finished cannot be cancelled (409).
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks/:task_id/cancel", method = "post")]
     async fn cancel(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<CancelResponse, ApiError> {
@@ -174,9 +183,12 @@ impl TasksApi {
     }
 
     /// Retry a FAILURE or REVOKED task: it is queued again as a new attempt.
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks/:task_id/retry", method = "post")]
     async fn retry(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<RetryResponse, ApiError> {
@@ -190,9 +202,12 @@ impl TasksApi {
     }
 
     /// Forget a finished task's record.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/tasks/:task_id", method = "delete")]
     async fn delete(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<DeleteResponse, ApiError> {
