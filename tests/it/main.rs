@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod engine;
 mod faults;
+mod hardening;
 mod helpers;
 mod semantics;
 mod worker;
