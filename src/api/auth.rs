@@ -368,7 +368,9 @@ fn is_write_path(path: &str) -> bool {
                 return false;
             };
             !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'{' | b'}'))
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'{' | b'}'))
                 && matches!(action, "cancel" | "retry" | "pause" | "resume")
         }
     }
@@ -487,9 +489,10 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
                     return Ok(resp);
                 }
                 Some(scope) if scope < needed => {
-                    let mut resp =
-                        ApiError::forbidden(format!("this operation needs the {needed} scope; the token has {scope}"))
-                            .into_response();
+                    let mut resp = ApiError::forbidden(format!(
+                        "this operation needs the {needed} scope; the token has {scope}"
+                    ))
+                    .into_response();
                     let extra = format!(", error=\"insufficient_scope\", scope=\"{needed}\"");
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(&extra));
                     return Ok(resp);
@@ -558,7 +561,10 @@ mod tests {
 
     #[test]
     fn tokens_map_to_their_scopes() {
-        let t = TokenTable::load(&cfg("reader-0123456789:read, writer-0123456789:write,adm:in-0123456789:admin")).unwrap();
+        let t = TokenTable::load(&cfg(
+            "reader-0123456789:read, writer-0123456789:write,adm:in-0123456789:admin",
+        ))
+        .unwrap();
         assert_eq!(t.lookup("reader-0123456789"), Some(Scope::Read));
         assert_eq!(t.lookup("writer-0123456789"), Some(Scope::Write));
         assert_eq!(t.lookup("adm:in-0123456789"), Some(Scope::Admin));
@@ -580,7 +586,10 @@ mod tests {
             assert!(!e.contains("abcdefgh") && !e.contains("short-token"), "{e}");
         }
         assert!(matches!(TokenTable::load(&cfg(" , ")), Err(AuthError::NoTokens)));
-        assert!(matches!(TokenTable::load(&AuthConfig::default()), Err(AuthError::NoTokens)));
+        assert!(matches!(
+            TokenTable::load(&AuthConfig::default()),
+            Err(AuthError::NoTokens)
+        ));
     }
 
     #[test]
@@ -607,7 +616,11 @@ mod tests {
             ("GET", "/anything/new", Some(Read)),
             ("POST", "/tasks", Some(Write)),
             ("POST", "/workflows", Some(Write)),
-            ("POST", "/tasks/6ed2c18e-0000-0000-0000-000000000000/cancel", Some(Write)),
+            (
+                "POST",
+                "/tasks/6ed2c18e-0000-0000-0000-000000000000/cancel",
+                Some(Write),
+            ),
             ("POST", "/tasks/x/retry", Some(Write)),
             ("POST", "/tasks/x/pause", Some(Write)),
             ("POST", "/tasks/x/resume", Some(Write)),

@@ -476,7 +476,18 @@ mod tests {
         for ok in ["default", "media.encode-1", "a:b_c", "9", &"q".repeat(128)] {
             assert!(is_safe_name(ok, MAX_QUEUE_NAME), "{ok}");
         }
-        for bad in ["", "a/b", "../../x", "-a", ".a", "a b", "a{b}", "é", "a\u{7f}", &"q".repeat(129)] {
+        for bad in [
+            "",
+            "a/b",
+            "../../x",
+            "-a",
+            ".a",
+            "a b",
+            "a{b}",
+            "é",
+            "a\u{7f}",
+            &"q".repeat(129),
+        ] {
             assert!(!is_safe_name(bad, MAX_QUEUE_NAME), "{bad:?}");
         }
     }

@@ -38,7 +38,9 @@ impl QueuesApi {
         if !is_safe_name(&name.0, MAX_QUEUE_NAME) {
             return Err(ApiError::bad_request(
                 "invalid_queue",
-                format!("queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"),
+                format!(
+                    "queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
+                ),
             ));
         }
         Ok(Json(self.state.queue.queue_stats(&name.0).await?.into()))

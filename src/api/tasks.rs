@@ -263,14 +263,18 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
     if !is_safe_name(&queue, MAX_QUEUE_NAME) {
         return Err(invalid(
             "invalid_queue",
-            format!("queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"),
+            format!(
+                "queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
+            ),
         ));
     }
     let name = req.name.0;
     if !is_safe_name(&name, MAX_TASK_NAME) {
         return Err(invalid(
             "invalid_name",
-            format!("name must be 1 to {MAX_TASK_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"),
+            format!(
+                "name must be 1 to {MAX_TASK_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
+            ),
         ));
     }
     let args = match req.args {

@@ -46,7 +46,11 @@ impl WorkflowsApi {
     ///
     /// Scope: `write`.
     #[oai(path = "/workflows", method = "post")]
-    async fn create(&self, _auth: BearerAuth, body: JsonBody<WorkflowRequest>) -> Result<CreateWorkflowResponse, ApiError> {
+    async fn create(
+        &self,
+        _auth: BearerAuth,
+        body: JsonBody<WorkflowRequest>,
+    ) -> Result<CreateWorkflowResponse, ApiError> {
         let Some(req) = body.0 else {
             return Err(ApiError::unprocessable("invalid_workflow", "a workflow needs a body"));
         };

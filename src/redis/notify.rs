@@ -195,11 +195,7 @@ impl Notifier {
 
 impl Inner {
     fn has_waiters(&self) -> bool {
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .values()
-            .any(|w| w.count > 0)
+        self.waiters.lock().expect("waiters lock").values().any(|w| w.count > 0)
     }
 
     fn wake_all(&self) {

@@ -71,25 +71,56 @@ async fn each_scope_opens_exactly_its_operations() {
     // read: every GET, nothing else.
     assert_eq!(call(&api, "GET", "/queues", Some(READ), None).await.0, 200);
     let (status, challenge, body) = call(&api, "POST", "/tasks", Some(READ), Some(json!({"name": "noop"}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
-    assert!(challenge.contains("insufficient_scope") && challenge.contains("write"), "{challenge}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("write"),
+        "{challenge}"
+    );
 
     // write: enqueue, workflows, cancel; not delete.
     let (status, _, body) = call(&api, "POST", "/tasks", Some(WRITE), Some(json!({"name": "noop"}))).await;
     assert_eq!(status, 202, "{body}");
     let id = body["task_id"].as_str().unwrap().to_owned();
-    assert_eq!(call(&api, "GET", &format!("/tasks/{id}"), Some(READ), None).await.0, 200);
+    assert_eq!(
+        call(&api, "GET", &format!("/tasks/{id}"), Some(READ), None).await.0,
+        200
+    );
     let wf = json!({"type": "group", "tasks": [{"name": "noop"}]});
-    assert_eq!(call(&api, "POST", "/workflows", Some(WRITE), Some(wf.clone())).await.0, 202);
+    assert_eq!(
+        call(&api, "POST", "/workflows", Some(WRITE), Some(wf.clone())).await.0,
+        202
+    );
     assert_eq!(call(&api, "POST", "/workflows", Some(READ), Some(wf)).await.0, 403);
-    assert_eq!(call(&api, "POST", &format!("/tasks/{id}/cancel"), Some(READ), None).await.0, 403);
-    assert_eq!(call(&api, "POST", &format!("/tasks/{id}/cancel"), Some(WRITE), None).await.0, 200);
+    assert_eq!(
+        call(&api, "POST", &format!("/tasks/{id}/cancel"), Some(READ), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&api, "POST", &format!("/tasks/{id}/cancel"), Some(WRITE), None)
+            .await
+            .0,
+        200
+    );
     let (status, _, body) = call(&api, "DELETE", &format!("/tasks/{id}"), Some(WRITE), None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
 
     // admin: everything.
-    assert_eq!(call(&api, "DELETE", &format!("/tasks/{id}"), Some(ADMIN), None).await.0, 204);
-    assert_eq!(call(&api, "POST", "/tasks", Some(ADMIN), Some(json!({"name": "noop"}))).await.0, 202);
+    assert_eq!(
+        call(&api, "DELETE", &format!("/tasks/{id}"), Some(ADMIN), None).await.0,
+        204
+    );
+    assert_eq!(
+        call(&api, "POST", "/tasks", Some(ADMIN), Some(json!({"name": "noop"})))
+            .await
+            .0,
+        202
+    );
     assert_eq!(call(&api, "GET", "/queues/default", Some(ADMIN), None).await.0, 200);
 }
 
@@ -121,11 +152,23 @@ async fn access_token_in_the_query_is_accepted_only_on_the_event_stream() {
     let redis = TestRedis::start();
     let api = Api::start_with_tokens(&redis.url(), &unique_ns(), &all_tokens(), &[]).await;
     // Elsewhere a token in a URL would end up in access logs: refused.
-    assert_eq!(call(&api, "GET", &format!("/queues?access_token={READ}"), None, None).await.0, 401);
+    assert_eq!(
+        call(&api, "GET", &format!("/queues?access_token={READ}"), None, None)
+            .await
+            .0,
+        401
+    );
     // /events (SSE: EventSource cannot set headers) takes it.
     assert_eq!(call(&api, "GET", "/events", None, None).await.0, 401);
-    assert_eq!(call(&api, "GET", "/events?access_token=nope-nope-nope-nope", None, None).await.0, 401);
-    let status = call(&api, "GET", &format!("/events?x=1&access_token={READ}"), None, None).await.0;
+    assert_eq!(
+        call(&api, "GET", "/events?access_token=nope-nope-nope-nope", None, None)
+            .await
+            .0,
+        401
+    );
+    let status = call(&api, "GET", &format!("/events?x=1&access_token={READ}"), None, None)
+        .await
+        .0;
     assert!(status != 401 && status != 403, "{status}");
 }
 
@@ -135,11 +178,17 @@ async fn the_spec_declares_the_bearer_scheme_and_each_operations_scope() {
     let api = Api::start_with_tokens(&redis.url(), &unique_ns(), &all_tokens(), &[]).await;
     let (_, _, spec) = call(&api, "GET", "/openapi.json", None, None).await;
     let scheme = &spec["components"]["securitySchemes"]["bearer"];
-    assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")));
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["scheme"].as_str()),
+        (Some("http"), Some("bearer"))
+    );
     let mut checked = 0;
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let concrete = path.replace("{task_id}", "x").replace("{workflow_id}", "x").replace("{name}", "x");
+            let concrete = path
+                .replace("{task_id}", "x")
+                .replace("{workflow_id}", "x")
+                .replace("{name}", "x");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let description = op["description"].as_str().unwrap_or_default();
             match required_scope(&m, &concrete, false) {
@@ -196,7 +245,10 @@ async fn the_tokens_file_is_reloaded_on_sighup_and_a_bad_file_keeps_the_old_toke
     api.proc.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(call(&api, "GET", "/queues", Some(second), None).await.0, 200);
-    assert!(api.proc.child.try_wait().unwrap().is_none(), "SIGHUP must not stop the API");
+    assert!(
+        api.proc.child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the API"
+    );
     let _ = std::fs::remove_file(&file);
 }
 
@@ -292,12 +344,22 @@ async fn tokens_never_appear_in_the_log() {
             .await
             .unwrap();
         assert!(r.status().as_u16() < 500);
-        let _ = http.get(format!("{base}/events?access_token={token}")).send().await.unwrap();
+        let _ = http
+            .get(format!("{base}/events?access_token={token}"))
+            .send()
+            .await
+            .unwrap();
     }
     // A reload that fails on a (short, bad) token says why without the token.
     std::fs::write(&file, format!("{ADMIN}:admin\n{wrong}:superuser\n")).unwrap();
     let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP must not stop the API");
     child.kill().await.unwrap();
