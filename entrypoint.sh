@@ -418,6 +418,8 @@ run_dev() {
 			host=0.0.0.0
 		fi
 	fi
+	# The local quick start needs no token (the "dev sets CELERIAC_AUTH=off"), unless some are configured.
+	[[ -n ${CELERIAC_API_TOKENS:-}${CELERIAC_API_TOKENS_FILE:-} ]] || export CELERIAC_AUTH=${CELERIAC_AUTH:-off}
 	# PORT0 is unset and the port goes through PORT alone, so no precedence question arises.
 	start_child api env -u PORT0 PORT="$api_port" CELERIAC_HOST="$host" "$api_bin"
 

@@ -463,7 +463,7 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        if req.uri().to_string().len() > MAX_URI_BYTES {
+        if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
             let err = poem::Error::from_string(
                 format!("request URI exceeds {MAX_URI_BYTES} bytes"),
                 StatusCode::URI_TOO_LONG,

@@ -107,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
         metrics_require_auth: args.metrics_require_auth,
     };
     cfg.validate()?;
+    if cfg.auth.enabled {
+        // Fail before listening, with the setting to set (serve loads the table again).
+        celeriac::api::auth::TokenTable::load(&cfg.auth)?;
+    }
     let addr: SocketAddr = format!("{}:{}", args.host, port(args.port)?)
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, port(args.port).unwrap_or(8000)).parse())
