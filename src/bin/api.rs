@@ -53,8 +53,8 @@ struct ServeArgs {
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "CELERIAC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
-    /// `off` runs the API without authentication (a warning is logged); anything else: on.
-    #[arg(long, env = "CELERIAC_AUTH", default_value = "on")]
+    /// `off` runs the API without authentication (a warning is logged); `on` needs tokens.
+    #[arg(long, env = "CELERIAC_AUTH", default_value = "on", value_parser = ["on", "off"], ignore_case = true)]
     auth: String,
     /// API tokens: `<token>:<scope>` entries (scope read, write or admin), comma-separated.
     #[arg(long, env = "CELERIAC_API_TOKENS", hide_env_values = true)]
