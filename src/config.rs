@@ -167,6 +167,8 @@ pub struct ApiConfig {
     pub allow_unknown_tasks: bool,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Bearer tokens and scopes (on by default: no token, no start).
+    pub auth: crate::api::auth::AuthConfig,
 }
 
 impl ApiConfig {
@@ -178,6 +180,7 @@ impl ApiConfig {
             max_body_bytes: 1024 * 1024,
             allow_unknown_tasks: false,
             shutdown_grace: Duration::from_secs(10),
+            auth: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! poem-openapi generates `/openapi.json` and the docs at `/docs` from the
 //! operations' types and doc comments.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod models;
@@ -75,6 +76,9 @@ pub enum ApiStartError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Authentication is on but its tokens are missing or malformed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     /// The Redis connection could not be set up.
     #[error(transparent)]
     Queue(#[from] crate::error::QueueError),
@@ -83,6 +87,10 @@ pub enum ApiStartError {
 /// Builds the whole HTTP application for `cfg`.
 pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartError> {
     cfg.validate()?;
+    let auth = auth::Auth::load(&cfg.auth)?;
+    if let (Some(a), Ok(_)) = (&auth, tokio::runtime::Handle::try_current()) {
+        a.reload_on_sighup();
+    }
     let state = AppState {
         queue: Queue::connect(&cfg.redis, cfg.engine.clone())?,
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
@@ -105,7 +113,8 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         .nest("/docs", docs)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
-        .catch_all_error(error::render))
+        .catch_all_error(error::render)
+        .with(auth::Gate::new(auth)))
 }
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains

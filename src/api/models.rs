@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use poem::{Request, RequestBody, error::ReadBodyError};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions, Object,
-    registry::{MetaMediaType, MetaRequest, Registry},
-    types::{ParseFromJSON, Type},
+    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 
@@ -20,11 +20,13 @@ use crate::{
 #[oai(deny_unknown_fields)]
 pub struct NewTaskRequest {
     /// Task name: built in (`add`, `noop`, `sleep`, `echo`, `fail`) or registered by a worker.
-    pub name: String,
+    /// 1–256 characters from `A-Z a-z 0-9 _ . : -`, starting with a letter or digit.
+    pub name: TaskName,
     /// Arguments, any JSON (an object for the built-in tasks); default `{}`.
     pub args: Option<Value>,
-    /// Queue to put the task on; default `default`.
-    pub queue: Option<String>,
+    /// Queue to put the task on; default `default`. 1–128 characters from
+    /// `A-Z a-z 0-9 _ . : -`, starting with a letter or digit.
+    pub queue: Option<QueueName>,
     /// Seconds to wait before the task may start.
     #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
     pub countdown: Option<f64>,
@@ -110,10 +112,12 @@ pub struct TaskView {
     /// The return value on SUCCESS; `{"exc_type", "exc_message"}` on FAILURE; else null.
     pub result: Value,
     /// Error chain of the last failure.
+    #[oai(nullable)]
     pub traceback: Option<String>,
     /// Ids of tasks this task enqueued.
     pub children: Vec<String>,
     /// The task that enqueued this one.
+    #[oai(nullable)]
     pub parent_id: Option<String>,
     /// Task name.
     pub name: String,
@@ -132,24 +136,31 @@ pub struct TaskView {
     /// Errors of the failed attempts, oldest first.
     pub errors: Vec<Value>,
     /// Progress reported by the running task.
+    #[oai(nullable)]
     pub progress: Option<Value>,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// Earliest start (countdown, ETA, next retry).
+    #[oai(nullable)]
     pub eta: Option<DateTime<Utc>>,
     /// When the latest attempt started.
+    #[oai(nullable)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a final state.
+    #[oai(nullable)]
     pub finished_at: Option<DateTime<Utc>>,
     /// The worker of the latest attempt.
+    #[oai(nullable)]
     pub worker: Option<String>,
     /// Revoked if not started by then.
+    #[oai(nullable)]
     pub expires_at: Option<DateTime<Utc>>,
     /// Execution options (given with the task, then the task's registered defaults).
     pub options: Value,
     /// A cancellation was requested while the task ran; it ends REVOKED when it stops.
     pub cancel_requested: bool,
     /// The workflow this task belongs to.
+    #[oai(nullable)]
     pub workflow_id: Option<String>,
     /// The schedule that fired this task: `{"name", "due_at"}`.
     pub schedule: Option<Value>,
@@ -222,6 +233,7 @@ pub struct WorkflowCreatedView {
     /// Ids of its tasks, in order (each an ordinary task at `GET /tasks/{id}`).
     pub task_ids: Vec<String>,
     /// Id of a chord's callback task.
+    #[oai(nullable)]
     pub callback_id: Option<String>,
 }
 
@@ -242,16 +254,20 @@ pub struct WorkflowView {
     /// Tasks that did not succeed.
     pub failed: u32,
     /// The chain's task that stopped it.
+    #[oai(nullable)]
     pub failed_task_id: Option<String>,
     /// Task ids, in order.
     pub task_ids: Vec<String>,
     /// A chord's callback task id.
+    #[oai(nullable)]
     pub callback_id: Option<String>,
     /// Chain: the last task's result; group: every result in order; chord: the callback's result.
     pub result: Value,
     /// Creation time.
+    #[oai(nullable)]
     pub created_at: Option<DateTime<Utc>>,
     /// When it ended.
+    #[oai(nullable)]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -358,5 +374,135 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         T::parse_from_json(Some(value))
             .map(|t| Self(Some(t)))
             .map_err(|e| ApiError::unprocessable("invalid_task", e.into_message()).into_poem())
+    }
+}
+
+/// Whether `name` is a safe queue or task name: 1 to `max` characters from
+/// `A-Z a-z 0-9 _ . : -`, the first a letter or digit. Names become parts of
+/// Redis keys, URLs and log lines, so nothing else (no `/`, `..`, braces,
+/// spaces, control or non-ASCII characters) gets that far.
+pub fn is_safe_name(name: &str, max: usize) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Longest queue name.
+pub const MAX_QUEUE_NAME: usize = 128;
+/// Longest task name.
+pub const MAX_TASK_NAME: usize = 256;
+
+/// A JSON string field read strictly: poem-openapi's `String` also takes
+/// numbers and booleans (`{"name": 5}` would become `"5"`); these do not.
+/// The charset is checked by the handler, so its error names the field.
+macro_rules! strict_name {
+    ($(#[$doc:meta])* $ty:ident, $max:expr, $pattern:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $ty(pub String);
+
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                let mut schema = MetaSchema::new("string");
+                schema.min_length = Some(1);
+                schema.max_length = Some($max);
+                schema.pattern = Some($pattern.to_owned());
+                MetaSchemaRef::Inline(Box::new(schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&String> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+                Box::new(std::iter::once(&self.0))
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value {
+                    Some(Value::String(s)) => Ok(Self(s)),
+                    Some(other) => Err(ParseError::custom(format!(
+                        "expected a string, found {}",
+                        match other {
+                            Value::Null => "null",
+                            Value::Bool(_) => "a boolean",
+                            Value::Number(_) => "a number",
+                            Value::Array(_) => "an array",
+                            _ => "an object",
+                        }
+                    ))),
+                    None => Err(ParseError::expected_input()),
+                }
+            }
+        }
+    };
+}
+
+strict_name!(
+    /// A queue name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`).
+    QueueName,
+    MAX_QUEUE_NAME,
+    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+);
+strict_name!(
+    /// A task name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$`).
+    TaskName,
+    MAX_TASK_NAME,
+    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_are_a_short_ascii_charset() {
+        for ok in ["default", "media.encode-1", "a:b_c", "9", &"q".repeat(128)] {
+            assert!(is_safe_name(ok, MAX_QUEUE_NAME), "{ok}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "../../x",
+            "-a",
+            ".a",
+            "a b",
+            "a{b}",
+            "é",
+            "a\u{7f}",
+            &"q".repeat(129),
+        ] {
+            assert!(!is_safe_name(bad, MAX_QUEUE_NAME), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_must_be_json_strings() {
+        assert_eq!(
+            QueueName::parse_from_json(Some(Value::from("q"))).ok(),
+            Some(QueueName("q".into()))
+        );
+        assert!(QueueName::parse_from_json(Some(Value::from(5))).is_err());
+        assert!(TaskName::parse_from_json(Some(Value::from(true))).is_err());
+        assert!(TaskName::parse_from_json(Some(Value::Null)).is_err());
     }
 }

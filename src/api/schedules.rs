@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 
-use super::{AppState, Tag, error::ApiError, models::TaskCreated};
+use super::{AppState, Tag, auth::BearerAuth, error::ApiError, models::TaskCreated};
 use crate::{
     model::schedule::{Missed, Schedule, validate_schedule_name},
     model::{DEFAULT_QUEUE, TaskOptions, now_ms},
@@ -173,8 +173,10 @@ pub enum SchedulerResponse {
 #[OpenApi(tag = "Tag::Schedules")]
 impl SchedulesApi {
     /// List the schedules.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/schedules", method = "get")]
-    async fn list(&self) -> Result<ListSchedulesResponse, ApiError> {
+    async fn list(&self, _auth: BearerAuth) -> Result<ListSchedulesResponse, ApiError> {
         let q = &self.state.queue;
         let records = store::list(&mut q.connection(), q.keys()).await?;
         let last: Vec<_> = records.iter().filter_map(|r| r.last_task_id).collect();
@@ -192,8 +194,10 @@ impl SchedulesApi {
     }
 
     /// Create a schedule (409 if the name exists).
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules", method = "post")]
-    async fn create(&self, body: Json<ScheduleRequest>) -> Result<ScheduleResponse, ApiError> {
+    async fn create(&self, _auth: BearerAuth, body: Json<ScheduleRequest>) -> Result<ScheduleResponse, ApiError> {
         let Some(name) = body.0.name.clone() else {
             return Err(ApiError::unprocessable("invalid_schedule", "name is required"));
         };
@@ -205,9 +209,12 @@ impl SchedulesApi {
     }
 
     /// Read a schedule.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/schedules/:name", method = "get")]
     async fn get(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
     ) -> Result<ScheduleResponse, ApiError> {
@@ -217,9 +224,12 @@ impl SchedulesApi {
     }
 
     /// Create or replace a schedule; its run history is kept.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules/:name", method = "put")]
     async fn put(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
         body: Json<ScheduleRequest>,
@@ -233,14 +243,17 @@ impl SchedulesApi {
         let s = self.checked(name.0, body.0).await?;
         match self.save(&s, false).await? {
             Saved::Created => self.created(&s.name).await,
-            _ => self.get(Path(s.name)).await,
+            _ => self.get(BearerAuth, Path(s.name)).await,
         }
     }
 
     /// Delete a schedule.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules/:name", method = "delete")]
     async fn delete(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
     ) -> Result<DeleteScheduleResponse, ApiError> {
@@ -253,9 +266,12 @@ impl SchedulesApi {
     }
 
     /// Pause a schedule: nothing fires until it is resumed.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules/:name/pause", method = "post")]
     async fn pause(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
     ) -> Result<ScheduleResponse, ApiError> {
@@ -263,9 +279,12 @@ impl SchedulesApi {
     }
 
     /// Resume a paused schedule from its next due time after now.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules/:name/resume", method = "post")]
     async fn resume(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
     ) -> Result<ScheduleResponse, ApiError> {
@@ -273,9 +292,12 @@ impl SchedulesApi {
     }
 
     /// Fire one run now, outside the schedule (also while paused).
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/schedules/:name/run", method = "post")]
     async fn run(
         &self,
+        _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
     ) -> Result<RunScheduleResponse, ApiError> {
@@ -303,8 +325,10 @@ impl SchedulesApi {
     }
 
     /// Who leads the scheduler processes, and which ones run.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/scheduler", method = "get")]
-    async fn scheduler(&self) -> Result<SchedulerResponse, ApiError> {
+    async fn scheduler(&self, _auth: BearerAuth) -> Result<SchedulerResponse, ApiError> {
         let q = &self.state.queue;
         let l = store::leadership(&mut q.connection(), q.keys()).await?;
         Ok(SchedulerResponse::Ok(Json(SchedulerView {
@@ -345,7 +369,7 @@ impl SchedulesApi {
             s.paused = paused;
             self.save(&s, false).await?;
         }
-        self.get(Path(name)).await
+        self.get(BearerAuth, Path(name)).await
     }
 
     /// Builds and validates a schedule: 422 for a bad definition or an unknown task.

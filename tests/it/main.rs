@@ -2,8 +2,10 @@
 //! binaries over HTTP, and the engine through the library.
 
 mod api;
+mod auth;
 mod engine;
 mod faults;
+mod hardening;
 mod helpers;
 mod schedules;
 mod semantics;
