@@ -21,10 +21,12 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod model;
 pub mod queue;
 pub mod redis;
 pub mod shutdown;
 pub mod task;
+pub mod tasks;
 pub mod telemetry;
 pub mod worker;
 

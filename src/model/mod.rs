@@ -1,0 +1,3 @@
+//! Domain types (no I/O).
+
+pub mod route;
