@@ -5,6 +5,7 @@ mod api;
 mod engine;
 mod faults;
 mod helpers;
+mod realwork;
 mod semantics;
 mod worker;
 mod workflows;
