@@ -9,6 +9,7 @@
 //! args = ["{input}"]               # templates; {name} is a parameter, {{ and }} are braces
 //! timeout = 60                     # seconds (default 3600); the process group is killed then
 //! progress = '^(?P<current>\d+)/(?P<total>\d+)$'   # optional: progress from stdout lines
+//! env = { LC_ALL = "C" }           # optional: extra environment variables
 //! [commands.checksum.params.input]
 //! kind = "path"                    # "path" | "string" | "int"
 //! roots = ["/srv/media"]           # a path must resolve (symlinks followed) inside one of these
@@ -23,6 +24,10 @@
 //! soft limit, the command's timeout and dropping the task (hard limit) all
 //! signal the whole group (SIGTERM, then SIGKILL after a grace), so no child
 //! outlives its task.
+//!
+//! The program does not inherit the worker's environment, which holds the
+//! broker URL and other secrets: it gets only [`PASSED_ENV`] from the worker,
+//! plus the command's own `env` table.
 
 use std::{
     collections::BTreeMap,
@@ -48,6 +53,9 @@ use crate::worker::registry::{Registry, TaskContext, TaskError};
 pub const COMMANDS_FILE_SETTING: &str = "CELERIAC_COMMANDS_FILE";
 /// How much of stdout and stderr a result keeps (the end of each).
 pub const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
+/// The worker's environment variables a command inherits (if set); the rest,
+/// secrets included, stay with the worker.
+pub const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
 /// Timeout of a command that sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Time between SIGTERM and SIGKILL. Shorter than the worker's default cancel
@@ -151,6 +159,7 @@ struct CommandDef {
     timeout: Duration,
     progress: Option<Regex>,
     params: BTreeMap<String, ParamInfo>,
+    env: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for CommandDef {
@@ -186,6 +195,8 @@ struct CommandToml {
     progress: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, ParamToml>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +308,16 @@ fn build_command(name: &str, def: CommandToml) -> Result<CommandDef, String> {
         return Err("names use letters, digits, '_', '.' and '-'".to_owned());
     }
     let program = find_program(&def.program)?;
+    if let Some(k) = def
+        .env
+        .keys()
+        .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+    {
+        return Err(format!("invalid environment variable name {k:?}"));
+    }
+    if def.env.values().any(|v| v.contains('\0')) {
+        return Err("environment values may not contain NUL".to_owned());
+    }
     let args = def
         .args
         .iter()
@@ -372,6 +393,7 @@ fn build_command(name: &str, def: CommandToml) -> Result<CommandDef, String> {
         timeout,
         progress,
         params,
+        env: def.env,
     })
 }
 
@@ -616,6 +638,9 @@ async fn run(catalog: &CommandCatalog, ctx: TaskContext, args: CommandArgs) -> R
     let def = catalog.commands[&args.command].clone();
     let mut child = tokio::process::Command::new(&def.program)
         .args(&argv)
+        .env_clear()
+        .envs(PASSED_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+        .envs(&def.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

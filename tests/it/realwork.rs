@@ -94,6 +94,7 @@ fn retries(n: u32) -> TaskOptions {
 struct Hits {
     boom: Arc<AtomicUsize>,
     missing: Arc<AtomicUsize>,
+    busy: Arc<AtomicUsize>,
 }
 
 #[handler]
@@ -123,6 +124,15 @@ fn missing_page(Data(hits): Data<&Hits>) -> Response {
 }
 
 #[handler]
+fn busy_page(Data(hits): Data<&Hits>) -> Response {
+    hits.busy.fetch_add(1, Ordering::SeqCst);
+    Response::builder()
+        .status(StatusCode::TOO_MANY_REQUESTS)
+        .header("retry-after", "0")
+        .body("slow down")
+}
+
+#[handler]
 async fn slow_page() -> &'static str {
     tokio::time::sleep(Duration::from_secs(5)).await;
     "late"
@@ -146,6 +156,7 @@ async fn test_server() -> (u16, Hits) {
         .at("/boom", get(boom_page))
         .at("/missing", get(missing_page))
         .at("/slow", get(slow_page))
+        .at("/busy", get(busy_page))
         .at("/echo", post(echo_page))
         .at(
             "/redirect-ok",
@@ -261,6 +272,24 @@ async fn http_500_is_retried_then_fails_with_http_status() {
     );
     assert_eq!(rec.attempts, 3);
     assert_eq!(s.hits.boom.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn http_429_is_retried_after_the_delay_the_server_asks_for() {
+    let s = http_setup(1024).await;
+    // A backoff of a minute: only Retry-After (0 s) lets the retry come at once.
+    let options = TaskOptions {
+        retry_backoff: Some(60.0),
+        ..retries(1)
+    };
+    let id = enqueue(&s.q, "http", json!({"url": format!("{}/busy", s.base)}), options).await;
+    let rec = wait_final(&s.q, &id).await;
+    assert_eq!(
+        (rec.status.as_str(), exc_type(&rec), rec.attempts),
+        ("FAILURE", "HttpStatus", 2),
+        "{rec:?}"
+    );
+    assert_eq!(s.hits.busy.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -393,6 +422,10 @@ impl Tree {
             [commands.spawner.params.seconds]
             kind = "string"
 
+            [commands.environment]
+            program = "printenv"
+            env = {{ GREETING = "hello" }}
+
             [commands.echo]
             program = "printf"
             args = ["%s|", "{{word}}"]
@@ -508,6 +541,15 @@ async fn command_runs_sha256sum_and_returns_exit_code_and_output() {
         "{result}"
     );
     assert_eq!(result["stderr"], "");
+
+    // The worker's environment stays with the worker; the command's own is added.
+    let id = run_command(&s, "environment", json!({}), TaskOptions::default()).await;
+    let env = wait_final(&s.q, &id).await.result.unwrap()["stdout"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(env.contains("GREETING=hello\n") && env.contains("PATH="), "{env}");
+    assert!(!env.contains("CARGO_"), "the test's CARGO_* variables leaked: {env}");
 
     // Arguments are passed as they are, no shell in between.
     let id = run_command(&s, "echo", json!({"word": "$(id); `id` *"}), TaskOptions::default()).await;
