@@ -8,7 +8,7 @@ use celeriac::{
     shutdown,
     task::RateLimit,
     tasks::{
-        command::{self, CommandCatalog},
+        command,
         http::{self, HttpTaskConfig},
     },
     telemetry,
@@ -109,19 +109,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.commands_file = args.commands_file;
     let mut registry = Registry::with_builtins();
     http::register(&mut registry, cfg.http.clone())?;
-    match cfg
-        .commands_file
-        .as_deref()
-        .map(CommandCatalog::load_optional)
-        .transpose()?
-    {
-        Some(Some(catalog)) => {
-            tracing::info!(commands = ?catalog.names(), "command task offered");
-            command::register(&mut registry, catalog);
-        }
-        Some(None) => tracing::info!(file = ?cfg.commands_file, "no commands file; command task not offered"),
-        None => {}
-    }
+    command::register_from_file(&mut registry, cfg.commands_file.as_deref())?;
     let details = worker::run(cfg, registry, shutdown::token_on_signal()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     Ok(())

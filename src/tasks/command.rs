@@ -631,6 +631,24 @@ pub fn register(registry: &mut Registry, catalog: CommandCatalog) {
     });
 }
 
+/// Registers the `command` task from the commands file `path`, if one is named
+/// and exists; a missing file only means the task is not offered (logged).
+/// Returns whether the task was registered.
+pub fn register_from_file(registry: &mut Registry, path: Option<&Path>) -> Result<bool, CatalogError> {
+    let Some(path) = path else { return Ok(false) };
+    match CommandCatalog::load_optional(path)? {
+        Some(catalog) => {
+            tracing::info!(file = %path.display(), commands = ?catalog.names(), "command task offered");
+            register(registry, catalog);
+            Ok(true)
+        }
+        None => {
+            tracing::info!(file = %path.display(), "no commands file; command task not offered");
+            Ok(false)
+        }
+    }
+}
+
 async fn run(catalog: &CommandCatalog, ctx: TaskContext, args: CommandArgs) -> Result<Value, TaskError> {
     let argv = catalog
         .validate(&args.command, &args.params)
@@ -659,6 +677,9 @@ async fn run(catalog: &CommandCatalog, ctx: TaskContext, args: CommandArgs) -> R
     let mut group = ProcessGroup::new(pid);
     tracing::info!(command = %def.name, pid, "command started");
     let stop = CancellationToken::new();
+    // If this future is dropped, the readers stop too (a process that left the
+    // group could otherwise hold a pipe, and a reader, open).
+    let _stop_on_drop = stop.clone().drop_guard();
     let reporter = def.progress.clone().map(|re| Reporter::new(re, ctx.clone()));
     let stdout = tokio::spawn(read_tail(child.stdout.take(), reporter, stop.clone()));
     let stderr = tokio::spawn(read_tail(child.stderr.take(), None, stop.clone()));
