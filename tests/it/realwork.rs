@@ -805,7 +805,16 @@ async fn the_worker_binary_refuses_a_bad_commands_file_and_skips_a_missing_one()
     let ns = unique_ns();
     let missing = tree.0.join("missing.toml").display().to_string();
     let _worker = Worker::start(&redis.url(), &ns, &["--commands-file", &missing]).await;
-    let names = queue_in(&redis, &ns).registered_task_names().await.unwrap();
+    // Health answers before the registration lands: wait for it.
+    let q = queue_in(&redis, &ns);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let names = loop {
+        let names = q.registered_task_names().await.unwrap();
+        if !names.is_empty() || Instant::now() > deadline {
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         names.contains(&"http".to_owned()) && !names.contains(&"command".to_owned()),
         "{names:?}"
