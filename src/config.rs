@@ -219,6 +219,10 @@ pub struct WorkerConfig {
     pub cancel_grace: Duration,
     /// Rate limits by task name; they override the limits set at registration.
     pub rate_limits: Vec<(String, crate::model::RateLimit)>,
+    /// Settings of the built-in `http` task (allowed hosts, body cap).
+    pub http: crate::tasks::http::HttpTaskConfig,
+    /// TOML file of the `command` task's commands; without one the task is not offered.
+    pub commands_file: Option<std::path::PathBuf>,
 }
 
 impl WorkerConfig {
@@ -235,6 +239,8 @@ impl WorkerConfig {
             block_max: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(10),
             rate_limits: Vec::new(),
+            http: crate::tasks::http::HttpTaskConfig::default(),
+            commands_file: None,
         }
     }
 

@@ -7,7 +7,10 @@ use celeriac::{
     config::{SchedulerConfig, WorkerConfig},
     model::RateLimit,
     scheduler, shutdown,
-    tasks::Registry,
+    tasks::{
+        Registry, command,
+        http::{self, HttpTaskConfig},
+    },
     telemetry, worker,
 };
 use clap::Parser;
@@ -16,13 +19,19 @@ use clap::Parser;
 #[command(name = "celeriac-worker", version, about = "celeriac worker")]
 struct Args {
     /// Queues to consume, comma-separated, in order of preference.
-    #[arg(long, env = "CELERIAC_QUEUES", value_delimiter = ',', default_value = "default")]
+    #[arg(
+        short = 'Q',
+        long,
+        env = "CELERIAC_QUEUES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
     queues: Vec<String>,
     /// Tasks run at once (default: number of CPUs).
-    #[arg(long, env = "CELERIAC_CONCURRENCY")]
+    #[arg(short = 'c', long, env = "CELERIAC_CONCURRENCY")]
     concurrency: Option<usize>,
     /// Worker name (default: <hostname>-<pid>).
-    #[arg(long, env = "CELERIAC_WORKER_NAME")]
+    #[arg(short = 'n', long, env = "CELERIAC_WORKER_NAME")]
     name: Option<String>,
     /// Seconds running tasks may take to finish after SIGTERM before they are handed back.
     #[arg(long, env = "CELERIAC_GRACE_SECS", default_value_t = 30)]
@@ -49,8 +58,29 @@ struct Args {
     /// Port for GET /healthz and /readyz (none by default).
     #[arg(long, env = "CELERIAC_HEALTH_PORT")]
     health_port: Option<u16>,
+    /// Log level when RUST_LOG is unset (Celery's names work too: warning, critical).
+    #[arg(short = 'l', long, env = "CELERIAC_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
+    loglevel: String,
+    /// Hosts the `http` task may call: names or host:port, `*` for any (default: none).
+    #[arg(long, env = "CELERIAC_HTTP_ALLOWED_HOSTS", value_delimiter = ',')]
+    http_allowed_hosts: Vec<String>,
+    /// Longest response body the `http` task keeps in its result.
+    #[arg(long, env = "CELERIAC_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    http_max_body_bytes: usize,
+    /// TOML file defining the `command` task's commands (task not offered without it).
+    #[arg(long, env = "CELERIAC_COMMANDS_FILE")]
+    commands_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    match s.to_ascii_lowercase().as_str() {
+        l @ ("trace" | "debug" | "info" | "warn" | "error") => Ok(l.to_owned()),
+        "warning" => Ok("warn".to_owned()),
+        "critical" | "fatal" => Ok("error".to_owned()),
+        _ => Err(format!("unknown log level {s:?} (trace, debug, info, warning, error)")),
+    }
 }
 
 fn parse_rate_limit(s: &str) -> Result<(String, RateLimit), String> {
@@ -63,7 +93,7 @@ fn parse_rate_limit(s: &str) -> Result<(String, RateLimit), String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    telemetry::init(args.common.log_format, "info");
+    telemetry::init(args.common.log_format, &args.loglevel);
     let (redis, warning) = args.common.redis()?;
     if let Some(w) = warning {
         tracing::warn!("{w}");
@@ -95,7 +125,15 @@ async fn main() -> anyhow::Result<()> {
     let beat = args
         .beat
         .then(|| tokio::spawn(scheduler::run_standalone(beat, cfg.engine.clone(), shutdown.clone())));
-    let details = worker::run(cfg, Registry::with_builtins(), shutdown.clone()).await?;
+    cfg.http = HttpTaskConfig {
+        allowed_hosts: args.http_allowed_hosts,
+        max_body_bytes: args.http_max_body_bytes,
+    };
+    cfg.commands_file = args.commands_file;
+    let mut registry = Registry::with_builtins();
+    http::register(&mut registry, cfg.http.clone())?;
+    command::register_from_file(&mut registry, cfg.commands_file.as_deref())?;
+    let details = worker::run(cfg, registry, shutdown.clone()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     if let Some(beat) = beat {
         shutdown.cancel();

@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod hardening;
 mod helpers;
+mod realwork;
 mod schedules;
 mod semantics;
 mod worker;
