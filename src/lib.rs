@@ -9,6 +9,7 @@
 //! - [`redis`]: keys, Lua scripts (one per transition), connections, pub/sub wake-ups.
 //! - [`api`]: the HTTP API (poem-openapi): tasks, queues, health, docs.
 //! - [`worker`]: the consume loop, the executor, the task registry and built-in tasks.
+//! - [`inspect`]: `celeriac-api inspect …` (workers, running tasks, queues) for operators.
 //! - [`telemetry`], [`shutdown`], [`error`]: logs, signals, the engine's error type.
 //!
 //! `src/bin/api.rs` and `src/bin/worker.rs` only parse settings and call
@@ -21,6 +22,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod model;
 pub mod queue;
 pub mod redis;

@@ -27,9 +27,16 @@ struct Args {
     /// (override the limits set at registration).
     #[arg(long, env = "CELERIAC_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
     rate_limits: Vec<(String, RateLimit)>,
-    /// Port for GET /healthz and /readyz (none by default).
+    /// Port for GET /healthz, /readyz and /metrics (none by default).
     #[arg(long, env = "CELERIAC_HEALTH_PORT")]
     health_port: Option<u16>,
+    /// Address the health port listens on.
+    #[arg(long, env = "CELERIAC_HEALTH_HOST", default_value = "0.0.0.0")]
+    health_host: std::net::IpAddr,
+    /// Seconds between heartbeats (lease extension, registration refresh);
+    /// default: a third of the lease.
+    #[arg(long, env = "CELERIAC_HEARTBEAT_SECS")]
+    heartbeat_secs: Option<f64>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -63,7 +70,12 @@ async fn main() -> anyhow::Result<()> {
     cfg.grace = Duration::from_secs(args.grace);
     cfg.cancel_grace = Duration::from_secs(args.cancel_grace);
     cfg.rate_limits = args.rate_limits;
-    cfg.health_addr = args.health_port.map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    cfg.health_addr = args.health_port.map(|p| SocketAddr::new(args.health_host, p));
+    cfg.heartbeat = args
+        .heartbeat_secs
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("CELERIAC_HEARTBEAT_SECS must be a positive number of seconds"))?;
     let details = worker::run(cfg, Registry::with_builtins(), shutdown::token_on_signal()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     Ok(())

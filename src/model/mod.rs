@@ -10,5 +10,5 @@ pub mod workflow;
 pub use queue::QueueStats;
 pub use rate_limit::RateLimit;
 pub use task::{ClaimedTask, DEFAULT_QUEUE, NewTask, TaskOptions, TaskRecord, TaskStatus, now_ms};
-pub use worker::WorkerInfo;
+pub use worker::{ActiveTask, WorkerBeat, WorkerInfo, WorkerState, WorkerStatus};
 pub use workflow::{WorkflowCreated, WorkflowKind, WorkflowRecord};
