@@ -12,7 +12,7 @@
 //! the request in a span carrying it, logs one line per request, and returns
 //! the id as `X-Request-Id`.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result, handler,
@@ -158,7 +158,60 @@ pub(crate) async fn metrics(metrics: Data<&ApiMetrics>, queue: Data<&Queue>) -> 
 }
 
 /// The request middleware: request id, span, log line, HTTP metrics.
-pub struct Observe(pub ApiMetrics);
+pub struct Observe {
+    metrics: ApiMetrics,
+    routes: Arc<HashMap<String, String>>,
+}
+
+impl Observe {
+    /// A middleware recording into `metrics`; `spec` (the OpenAPI document)
+    /// gives the parameter names of its routes.
+    pub fn new(recorder: ApiMetrics, spec: &str) -> Self {
+        Self {
+            metrics: recorder,
+            routes: Arc::new(route_names(spec)),
+        }
+    }
+}
+
+impl Observe {
+    /// The metrics it records into.
+    pub fn metrics(&self) -> ApiMetrics {
+        self.metrics.clone()
+    }
+}
+
+/// poem-openapi routes `/tasks/{task_id}` as `/tasks/:param0`: the table back
+/// from its patterns to templates with the parameters' names.
+fn route_names(spec: &str) -> HashMap<String, String> {
+    let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let Some(paths) = spec["paths"].as_object() else {
+        return HashMap::new();
+    };
+    paths
+        .keys()
+        .map(|path| {
+            let (mut pattern, mut template, mut n) = (String::new(), String::new(), 0);
+            for segment in path.split('/').skip(1) {
+                pattern.push('/');
+                template.push('/');
+                match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => {
+                        pattern.push_str(&format!(":param{n}"));
+                        template.push(':');
+                        template.push_str(name);
+                        n += 1;
+                    }
+                    None => {
+                        pattern.push_str(segment);
+                        template.push_str(segment);
+                    }
+                }
+            }
+            (pattern, template)
+        })
+        .collect()
+}
 
 impl<E: Endpoint> Middleware<E> for Observe {
     type Output = ObserveEndpoint<E>;
@@ -166,7 +219,8 @@ impl<E: Endpoint> Middleware<E> for Observe {
     fn transform(&self, ep: E) -> Self::Output {
         ObserveEndpoint {
             inner: ep,
-            metrics: self.0.clone(),
+            metrics: self.metrics.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -175,6 +229,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
 pub struct ObserveEndpoint<E> {
     inner: E,
     metrics: ApiMetrics,
+    routes: Arc<HashMap<String, String>>,
 }
 
 /// A caller's request id, if it is a sane one.
@@ -210,9 +265,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 r
             }
         };
-        let route = resp
-            .data::<PathPattern>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.0.to_string());
+        let route = match resp.data::<PathPattern>() {
+            Some(p) => self.routes.get(&*p.0).cloned().unwrap_or_else(|| p.0.to_string()),
+            None => "unmatched".to_owned(),
+        };
         let status = resp.status();
         let secs = began.elapsed().as_secs_f64();
         self.metrics.record(&method, &route, status.as_u16(), secs);

@@ -113,18 +113,18 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     );
     let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
         .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
+    let observe = metrics::Observe::new(metrics::ApiMetrics::default(), &service.spec());
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
-    let http_metrics = metrics::ApiMetrics::default();
     Ok(Route::new()
         .at("/openapi.json", spec)
         .at("/metrics", get(metrics::metrics).data(queue))
         .nest("/docs", docs)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
-        .data(http_metrics.clone())
+        .data(observe.metrics())
         .catch_all_error(error::render)
-        .with(metrics::Observe(http_metrics)))
+        .with(observe))
 }
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains

@@ -5,6 +5,7 @@ mod api;
 mod engine;
 mod faults;
 mod helpers;
+mod ops;
 mod semantics;
 mod worker;
 mod workflows;
