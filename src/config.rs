@@ -270,7 +270,10 @@ impl WorkerConfig {
         validate_name("worker name", &self.name)?;
         let beat = self.heartbeat_interval();
         if beat < Duration::from_millis(100) || beat >= self.engine.lease {
-            return Err(invalid("heartbeat", "must be at least 100 ms and shorter than the lease"));
+            return Err(invalid(
+                "heartbeat",
+                "must be at least 100 ms and shorter than the lease",
+            ));
         }
         if self.block_max < Duration::from_millis(100) {
             return Err(invalid("block time", "must be at least 100 ms"));

@@ -86,7 +86,17 @@ async fn render(queue: &Queue, what: Inspect, json: bool) -> Result<String, Insp
                 workers.to_json_string()
             } else {
                 table(
-                    &["NAME", "STATUS", "HOST", "PID", "QUEUES", "CONC", "ACTIVE", "PROCESSED", "LAST HEARTBEAT"],
+                    &[
+                        "NAME",
+                        "STATUS",
+                        "HOST",
+                        "PID",
+                        "QUEUES",
+                        "CONC",
+                        "ACTIVE",
+                        "PROCESSED",
+                        "LAST HEARTBEAT",
+                    ],
                     workers
                         .iter()
                         .map(|w| {
@@ -152,11 +162,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("  ").trim_end().to_owned()
     };
     let mut out = vec![line(header.iter().map(|h| (*h).to_owned()).collect())];
@@ -171,7 +177,10 @@ mod tests {
     #[test]
     fn tables_align_columns_and_say_none_when_empty() {
         assert_eq!(table(&["A", "B"], vec![]), "(none)");
-        let t = table(&["NAME", "N"], vec![vec!["x".into(), "10".into()], vec!["long".into(), "2".into()]]);
+        let t = table(
+            &["NAME", "N"],
+            vec![vec!["x".into(), "10".into()], vec!["long".into(), "2".into()]],
+        );
         assert_eq!(t, "NAME  N\nx     10\nlong  2");
     }
 }

@@ -141,13 +141,13 @@ impl EventsApi {
         last_event_id: Header<Option<String>>,
     ) -> Result<EventStream<BoxStream<'static, EventView>>, ApiError> {
         let last = last_event_id.0.filter(|id| !id.trim().is_empty());
-        let mut seen = match &last {
-            Some(id) => Some(
-                parse_id(id.trim())
-                    .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID is not a stream id"))?,
-            ),
-            None => None,
-        };
+        let mut seen =
+            match &last {
+                Some(id) => Some(parse_id(id.trim()).ok_or_else(|| {
+                    ApiError::bad_request("invalid_last_event_id", "Last-Event-ID is not a stream id")
+                })?),
+                None => None,
+            };
         let filter = Arc::new(Filter {
             queue: queue.0.filter(|q| !q.is_empty()),
             task_id: task_id.0.filter(|t| !t.is_empty()),
@@ -165,7 +165,9 @@ impl EventsApi {
         let backlog = match &last {
             Some(id) => {
                 let (ms, seq) = seen.expect("parsed above");
-                let max = (self.state.queue.config().events_maxlen as usize).saturating_mul(2).max(1000);
+                let max = (self.state.queue.config().events_maxlen as usize)
+                    .saturating_mul(2)
+                    .max(1000);
                 let _ = id;
                 hub.after(&format!("{ms}-{seq}"), max).await?
             }

@@ -15,10 +15,7 @@
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use poem::{
-    Endpoint, IntoResponse, Middleware, Request, Response, Result, handler,
-    http::HeaderValue,
-    PathPattern,
-    web::Data,
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result, handler, http::HeaderValue, web::Data,
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -108,11 +105,30 @@ impl ApiMetrics {
             registry.register(name, help, family);
         };
         let per_queue = |f: &dyn Fn(&crate::model::QueueStats) -> f64| {
-            overview.queues.iter().map(|q| (q.queue.clone(), f(q))).collect::<Vec<_>>()
+            overview
+                .queues
+                .iter()
+                .map(|q| (q.queue.clone(), f(q)))
+                .collect::<Vec<_>>()
         };
-        gauge(&mut registry, "celeriac_queue_ready", "Tasks ready to be claimed (due delayed included)", per_queue(&|q| q.ready as f64));
-        gauge(&mut registry, "celeriac_queue_delayed", "Tasks waiting for their time", per_queue(&|q| q.delayed as f64));
-        gauge(&mut registry, "celeriac_queue_running", "Tasks running under a lease", per_queue(&|q| q.running as f64));
+        gauge(
+            &mut registry,
+            "celeriac_queue_ready",
+            "Tasks ready to be claimed (due delayed included)",
+            per_queue(&|q| q.ready as f64),
+        );
+        gauge(
+            &mut registry,
+            "celeriac_queue_delayed",
+            "Tasks waiting for their time",
+            per_queue(&|q| q.delayed as f64),
+        );
+        gauge(
+            &mut registry,
+            "celeriac_queue_running",
+            "Tasks running under a lease",
+            per_queue(&|q| q.running as f64),
+        );
         gauge(
             &mut registry,
             "celeriac_queue_oldest_ready_age_seconds",
@@ -237,7 +253,8 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     ok.then(|| s.to_owned())
 }
 

@@ -73,7 +73,9 @@ impl Queue {
             pipe.hgetall(k.worker(name));
         }
         for id in &leased {
-            pipe.cmd("HMGET").arg(k.task(id)).arg(&["name", "queue", "worker", "started_at"]);
+            pipe.cmd("HMGET")
+                .arg(k.task(id))
+                .arg(&["name", "queue", "worker", "started_at"]);
         }
         for q in &names {
             pipe.zcard(k.queue(q))
@@ -108,7 +110,9 @@ impl Queue {
             let f: Vec<Option<String>> = next(&mut replies)?;
             let [name, queue, worker, started] = <[Option<String>; 4]>::try_from(f).unwrap_or_default();
             // A lease whose record is gone (forgotten) is not running anything.
-            let (Some(name), Some(queue)) = (name, queue) else { continue };
+            let (Some(name), Some(queue)) = (name, queue) else {
+                continue;
+            };
             active.push(ActiveTask {
                 task_id: id,
                 name,
@@ -217,9 +221,7 @@ fn worker_state(
     active: &[ActiveTask],
 ) -> WorkerState {
     let mut take = |f: &str| h.remove(f).unwrap_or_default();
-    let heartbeat = take("heartbeat_ms")
-        .parse()
-        .map_or(default_beat, Duration::from_millis);
+    let heartbeat = take("heartbeat_ms").parse().map_or(default_beat, Duration::from_millis);
     let stopped = take("status") == "stopped";
     let status = WorkerStatus::judge(stopped, last_ms, heartbeat, now, cfg.worker_stopped_after);
     WorkerState {

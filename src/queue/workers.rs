@@ -25,12 +25,14 @@ impl Queue {
     /// Registers a starting worker (ONLINE, `worker-online` event); its record
     /// is kept `worker_retention` after its last heartbeat.
     pub async fn worker_online(&self, w: &WorkerInfo, beat: &WorkerBeat) -> Result<()> {
-        self.register(w, Some(beat), self.cfg.worker_retention, true, true).await
+        self.register(w, Some(beat), self.cfg.worker_retention, true, true)
+            .await
     }
 
     /// Refreshes a running worker's registration (its heartbeat).
     pub async fn worker_heartbeat(&self, w: &WorkerInfo, beat: &WorkerBeat) -> Result<()> {
-        self.register(w, Some(beat), self.cfg.worker_retention, false, false).await
+        self.register(w, Some(beat), self.cfg.worker_retention, false, false)
+            .await
     }
 
     async fn register(

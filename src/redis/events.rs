@@ -21,10 +21,7 @@ use redis::{
 };
 use tokio::sync::{Mutex, broadcast};
 
-use super::{
-    connect::Connection,
-    keys::Keys,
-};
+use super::{connect::Connection, keys::Keys};
 use crate::error::Result;
 
 /// Events a listener may fall behind before it is dropped.
@@ -157,7 +154,9 @@ impl EventHub {
 async fn read(inner: Arc<Inner>, mut conn: MultiplexedConnection, mut last: String) {
     let hub = EventHub { inner: inner.clone() };
     let key = inner.keys.events();
-    let options = StreamReadOptions::default().count(BATCH).block(BLOCK.as_millis() as usize);
+    let options = StreamReadOptions::default()
+        .count(BATCH)
+        .block(BLOCK.as_millis() as usize);
     let mut failures = 0u32;
     loop {
         if inner.tx.receiver_count() == 0 {
@@ -177,7 +176,10 @@ async fn read(inner: Arc<Inner>, mut conn: MultiplexedConnection, mut last: Stri
         let entries = match reply {
             Ok(reply) => {
                 failures = 0;
-                reply.and_then(|r| r.keys.into_iter().next()).map(|k| k.ids).unwrap_or_default()
+                reply
+                    .and_then(|r| r.keys.into_iter().next())
+                    .map(|k| k.ids)
+                    .unwrap_or_default()
             }
             Err(e) => {
                 failures += 1;
@@ -244,4 +246,3 @@ fn event(e: StreamId, name: Option<String>) -> StreamEvent {
 fn timed_out() -> crate::error::QueueError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)).into()
 }
-

@@ -240,10 +240,10 @@ impl Consumer {
                 match self.queue.release(&f.task).await {
                     Ok(()) => released += 1,
                     Err(QueueError::NotRunning | QueueError::LeaseLost) => {
-                        tracing::debug!(task_id = %f.task.id, "finished or reassigned before its release")
+                        tracing::debug!(task_id = %f.task.id, name = %f.task.name, "finished or reassigned before its release")
                     }
                     Err(e) => {
-                        tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire")
+                        tracing::warn!(task_id = %f.task.id, name = %f.task.name, error.message = %e, "cannot release task; its lease will expire")
                     }
                 }
             }

@@ -43,7 +43,7 @@ pub(super) async fn keep_leases(
                 let map = in_flight.lock().expect("in-flight lock");
                 for id in lost {
                     if let Some(f) = map.get(&id) {
-                        tracing::warn!(task_id = %id, "lease lost; cancelling the task");
+                        tracing::warn!(task_id = %id, name = %f.task.name, "lease lost; cancelling the task");
                         f.revoke.cancel();
                     }
                 }
@@ -96,7 +96,7 @@ pub(super) async fn listen_for_cancels(
                         let Ok(id) = msg.get_payload::<String>().map(|p| p.parse::<Uuid>()) else { continue };
                         let Ok(id) = id else { continue };
                         if let Some(f) = in_flight.lock().expect("in-flight lock").get(&id) {
-                            tracing::info!(task_id = %id, "cancellation requested");
+                            tracing::info!(task_id = %id, name = %f.task.name, "cancellation requested");
                             f.revoke.cancel();
                         }
                     }

@@ -59,13 +59,21 @@ impl Default for WorkerMetrics {
             Family::<NameQueue, Histogram>::new_with_constructor(|| Histogram::new(DURATION_BUCKETS.iter().copied()));
         let running = Gauge::default();
         let mut registry = Registry::default();
-        registry.register("celeriac_tasks", "Tasks finished by this worker, by outcome", tasks.clone());
+        registry.register(
+            "celeriac_tasks",
+            "Tasks finished by this worker, by outcome",
+            tasks.clone(),
+        );
         registry.register(
             "celeriac_task_duration_seconds",
             "Run time of the tasks this worker finished",
             durations.clone(),
         );
-        registry.register("celeriac_tasks_running", "Tasks running on this worker now", running.clone());
+        registry.register(
+            "celeriac_tasks_running",
+            "Tasks running on this worker now",
+            running.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,

@@ -42,12 +42,18 @@ async fn a_frozen_worker_is_not_responding_and_a_killed_one_becomes_stopped() {
     assert_eq!(online["pid"], worker.proc.pid());
     assert_eq!(online["heartbeat_s"], 0.5);
     assert_eq!(online["queues"], json!(["default"]));
-    assert!(online["version"].is_string() && online["hostname"].is_string(), "{online}");
+    assert!(
+        online["version"].is_string() && online["hostname"].is_string(),
+        "{online}"
+    );
 
     worker.proc.signal("STOP");
     let frozen = Instant::now();
     wait_status(&api, &worker.name, "NOT_RESPONDING", Duration::from_secs(5)).await;
-    assert!(frozen.elapsed() >= Duration::from_millis(1000), "judged silent too soon");
+    assert!(
+        frozen.elapsed() >= Duration::from_millis(1000),
+        "judged silent too soon"
+    );
 
     worker.proc.signal("KILL");
     wait_status(&api, &worker.name, "STOPPED", Duration::from_secs(6)).await;
@@ -127,10 +133,17 @@ async fn running_tasks_are_listed_per_worker_per_queue_and_by_the_cli() {
         assert!(ids.contains(&a["task_id"].as_str().unwrap().to_owned()), "{a}");
         assert_eq!(a["name"], "sleep");
         assert_eq!(a["queue"], "media");
-        assert!(a["started_at"].is_string() && a["runtime_s"].as_f64().unwrap() >= 0.0, "{a}");
+        assert!(
+            a["started_at"].is_string() && a["runtime_s"].as_f64().unwrap() >= 0.0,
+            "{a}"
+        );
     }
     let (_, q) = get_json(&api, "/queues/media").await;
-    assert_eq!((q["name"].clone(), q["ready"].clone(), q["running"].clone()), (json!("media"), json!(1), json!(2)), "{q}");
+    assert_eq!(
+        (q["name"].clone(), q["ready"].clone(), q["running"].clone()),
+        (json!("media"), json!(1), json!(2)),
+        "{q}"
+    );
     assert_eq!(q["workers"], 1, "{q}");
     assert!(q["oldest_ready_age_s"].as_f64().unwrap() > 0.0, "{q}");
     for zero in ["paused", "dead", "enqueued_last_min", "completed_last_min"] {
@@ -184,7 +197,12 @@ impl Sse {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
         Self {
             stream: resp.bytes_stream().map(|r| r.map(|b| b.to_vec())).boxed(),
             buf: String::new(),
@@ -228,7 +246,9 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
     let _worker = Worker::start(&redis.url(), &ns, &["--queues", "q1"]).await;
 
     let mut sse = Sse::open(&api, "?queue=q1", None).await;
-    let first = api.enqueue(json!({"name": "add", "args": {"x": 1, "y": 2}, "queue": "q1"})).await;
+    let first = api
+        .enqueue(json!({"name": "add", "args": {"x": 1, "y": 2}, "queue": "q1"}))
+        .await;
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(sse.next().await);
@@ -246,7 +266,9 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
 
     // Reconnect after the first event: the two missed ones, then live ones, once each.
     let mut resumed = Sse::open(&api, "?queue=q1", Some(&seen[0].0)).await;
-    let second = api.enqueue(json!({"name": "add", "args": {"x": 2, "y": 2}, "queue": "q1"})).await;
+    let second = api
+        .enqueue(json!({"name": "add", "args": {"x": 2, "y": 2}, "queue": "q1"}))
+        .await;
     let mut again = Vec::new();
     for _ in 0..5 {
         again.push(resumed.next().await);
@@ -254,7 +276,16 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
     let ids: Vec<&str> = again.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(&ids[..2], [seen[1].0.as_str(), seen[2].0.as_str()]);
     let tasks: Vec<&str> = again.iter().map(|(_, _, d)| d["task_id"].as_str().unwrap()).collect();
-    assert_eq!(tasks, [first.as_str(), first.as_str(), second.as_str(), second.as_str(), second.as_str()]);
+    assert_eq!(
+        tasks,
+        [
+            first.as_str(),
+            first.as_str(),
+            second.as_str(),
+            second.as_str(),
+            second.as_str()
+        ]
+    );
     let mut sorted = ids.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), 5, "no duplicates: {ids:?}");
@@ -262,9 +293,15 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
     // Filters: only one type.
     let mut only = Sse::open(&api, "?type=task-succeeded", Some(&seen[0].0)).await;
     let (_, kind, data) = only.next().await;
-    assert_eq!((kind.as_str(), data["task_id"].as_str().unwrap()), ("task-succeeded", first.as_str()));
+    assert_eq!(
+        (kind.as_str(), data["task_id"].as_str().unwrap()),
+        ("task-succeeded", first.as_str())
+    );
     let (_, kind, data) = only.next().await;
-    assert_eq!((kind.as_str(), data["task_id"].as_str().unwrap()), ("task-succeeded", second.as_str()));
+    assert_eq!(
+        (kind.as_str(), data["task_id"].as_str().unwrap()),
+        ("task-succeeded", second.as_str())
+    );
 }
 
 /// The value of the first metric line starting with `prefix`.
@@ -288,7 +325,9 @@ async fn metrics_move_with_the_work_done_and_requests_carry_an_id() {
     assert_eq!(metric(&before, route), 0.0);
     assert_eq!(metric(&before, r#"celeriac_workers{status="ONLINE"}"#), 1.0, "{before}");
 
-    let ok = api.enqueue(json!({"name": "add", "args": {"x": 1, "y": 1}, "queue": "m"})).await;
+    let ok = api
+        .enqueue(json!({"name": "add", "args": {"x": 1, "y": 1}, "queue": "m"}))
+        .await;
     let bad = api.enqueue(json!({"name": "fail", "queue": "m"})).await;
     api.wait_task(&ok, 10).await;
     api.wait_task(&bad, 10).await;
@@ -301,19 +340,38 @@ async fn metrics_move_with_the_work_done_and_requests_carry_an_id() {
     assert!(metric(&after, by_template) >= 1.0, "{after}");
     assert!(!after.contains(&ok), "raw paths never become labels");
     assert!(after.contains(r#"celeriac_queue_ready{queue="m"} 0"#), "{after}");
-    assert!(after.contains("celeriac_http_request_duration_seconds_bucket"), "{after}");
+    assert!(
+        after.contains("celeriac_http_request_duration_seconds_bucket"),
+        "{after}"
+    );
 
     let w = scrape(worker.health_url("/metrics")).await;
     let success = r#"celeriac_tasks_total{name="add",queue="m",outcome="success"}"#;
     let failure = r#"celeriac_tasks_total{name="fail",queue="m",outcome="failure"}"#;
     assert_eq!((metric(&w, success), metric(&w, failure)), (1.0, 1.0), "{w}");
-    assert_eq!(metric(&w, r#"celeriac_task_duration_seconds_count{name="add",queue="m"}"#), 1.0, "{w}");
+    assert_eq!(
+        metric(&w, r#"celeriac_task_duration_seconds_count{name="add",queue="m"}"#),
+        1.0,
+        "{w}"
+    );
     assert_eq!(metric(&w, "celeriac_tasks_running"), 0.0, "{w}");
 
     // Request ids: a sane incoming one is kept, anything else replaced.
-    let resp = api.http.get(api.url("/healthz")).header("x-request-id", "req-42").send().await.unwrap();
+    let resp = api
+        .http
+        .get(api.url("/healthz"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "req-42");
-    let resp = api.http.get(api.url("/healthz")).header("x-request-id", "bad id!").send().await.unwrap();
+    let resp = api
+        .http
+        .get(api.url("/healthz"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
