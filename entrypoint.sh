@@ -5,6 +5,8 @@
 #   entrypoint.sh worker [ARGS...]        exec celeriac-worker (task worker)
 #   entrypoint.sh dev    [OPTIONS]        local all-in-one: redis-server (unless a broker
 #                                         URL is set), one API and one worker; Ctrl-C stops all
+#   entrypoint.sh inspect active|reserved|workers|queues|registered [--json]
+#                                         celeriac-api inspect (reads Redis; broker settings from env)
 #   entrypoint.sh healthcheck [--url URL] exit 0 if this container's API or worker is healthy
 #   entrypoint.sh COMMAND [ARGS...]       anything else is executed as given
 #
@@ -507,6 +509,10 @@ api)
 worker)
 	bin=$(require_bin "$WORKER_BIN_NAME")
 	exec "$bin" "$@"
+	;;
+inspect)
+	bin=$(require_bin "$API_BIN_NAME")
+	exec "$bin" inspect "$@"
 	;;
 dev) run_dev "$@" ;;
 healthcheck) run_healthcheck "$@" ;;
