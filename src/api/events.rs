@@ -202,3 +202,29 @@ impl EventsApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::celery_name;
+
+    #[test]
+    fn internal_event_names_map_to_celerys() {
+        for (internal, celery) in [
+            ("enqueued", "task-sent"),
+            ("delayed", "task-sent"),
+            ("requeued", "task-sent"),
+            ("started", "task-started"),
+            ("succeeded", "task-succeeded"),
+            ("failed", "task-failed"),
+            ("retry", "task-retried"),
+            ("revoked", "task-revoked"),
+            ("expired", "task-revoked"),
+            ("progress", "task-progress"),
+            ("worker-online", "worker-online"),
+            ("cancel_requested", "task-cancel-requested"),
+            ("workflow_success", "workflow-success"),
+        ] {
+            assert_eq!(celery_name(internal), celery, "{internal}");
+        }
+    }
+}

@@ -302,3 +302,27 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         Ok(resp)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{route_names, sane_request_id};
+    use poem::http::HeaderValue;
+
+    #[test]
+    fn routes_are_named_by_their_openapi_templates() {
+        let spec = r#"{"paths": {"/tasks/{task_id}/cancel": {}, "/queues": {}}}"#;
+        let names = route_names(spec);
+        assert_eq!(names["/tasks/:param0/cancel"], "/tasks/:task_id/cancel");
+        assert_eq!(names["/queues"], "/queues");
+    }
+
+    #[test]
+    fn only_sane_request_ids_are_kept() {
+        assert_eq!(
+            sane_request_id(&HeaderValue::from_static("abc-1.x_y")).as_deref(),
+            Some("abc-1.x_y")
+        );
+        assert_eq!(sane_request_id(&HeaderValue::from_static("a b")), None);
+        assert_eq!(sane_request_id(&HeaderValue::from_str(&"x".repeat(65)).unwrap()), None);
+    }
+}

@@ -28,6 +28,8 @@ use crate::error::Result;
 pub const CAPACITY: usize = 4096;
 /// Longest single XREAD block.
 const BLOCK: Duration = Duration::from_secs(5);
+/// `CLIENT SETNAME` of the reader's connection.
+pub const READER_NAME: &str = "celeriac-events";
 /// Entries read per XREAD / XRANGE call.
 const BATCH: usize = 500;
 
@@ -94,15 +96,21 @@ impl EventHub {
             .map_err(|_| timed_out())?;
         let rx = self.inner.tx.subscribe();
         if !*running {
-            let mut conn = self.connect().await?;
-            let last: StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(self.inner.keys.events())
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await?;
+            let start = async {
+                let mut conn = self.connect().await?;
+                let last: StreamRangeReply = redis::cmd("XREVRANGE")
+                    .arg(self.inner.keys.events())
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, crate::error::QueueError>((conn, last))
+            };
+            let (conn, last) = tokio::time::timeout(self.inner.connect_timeout, start)
+                .await
+                .map_err(|_| timed_out())??;
             let from = last.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
             tokio::spawn(read(self.inner.clone(), conn, from));
             *running = true;
@@ -142,11 +150,18 @@ impl EventHub {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.connect_timeout))
             .set_response_timeout(Some(BLOCK + Duration::from_secs(3)));
-        Ok(self
+        let mut conn = self
             .inner
             .client
             .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+            .await?;
+        // Named, so operators see the one reader per process in CLIENT LIST.
+        let _: () = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(READER_NAME)
+            .query_async(&mut conn)
+            .await?;
+        Ok(conn)
     }
 }
 

@@ -12,7 +12,14 @@ use serde_json::{Value, json};
 use crate::helpers::{Api, TestRedis, Worker, unique_ns};
 
 /// Fast heartbeats: NOT_RESPONDING after 1.5 s of silence.
-const FAST: [&str; 4] = ["--heartbeat-secs", "0.5", "--lease-secs", "3"];
+const FAST: [&str; 6] = [
+    "--heartbeat-secs",
+    "0.5",
+    "--lease-secs",
+    "3",
+    "--health-host",
+    "127.0.0.1",
+];
 
 async fn get_json(api: &Api, path: &str) -> (u16, Value) {
     let resp = api.http.get(api.url(path)).send().await.unwrap();
@@ -302,6 +309,27 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
         (kind.as_str(), data["task_id"].as_str().unwrap()),
         ("task-succeeded", second.as_str())
     );
+
+    // Two open streams share one reader; with none left, the reader stops (idle = no traffic).
+    // The server learns that a client left when it next writes to it: events make it write.
+    assert_eq!(event_readers(&redis), 1);
+    drop((resumed, only));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while event_readers(&redis) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the events reader still runs without listeners"
+        );
+        api.enqueue(json!({"name": "add", "args": {"x": 0, "y": 0}, "queue": "q1"}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Connections of events readers (named by `CLIENT SETNAME`).
+fn event_readers(redis: &TestRedis) -> usize {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut redis.conn()).unwrap();
+    list.lines().filter(|l| l.contains("name=celeriac-events ")).count()
 }
 
 /// The value of the first metric line starting with `prefix`.
