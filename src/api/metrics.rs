@@ -289,11 +289,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let status = resp.status();
         let secs = began.elapsed().as_secs_f64();
         self.metrics.record(&method, &route, status.as_u16(), secs);
+        // Probes and scrapes arrive every few seconds: logged at debug only.
+        let routine = matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics");
         span.in_scope(|| {
+            let code = status.as_u16();
             if status.is_server_error() {
-                tracing::warn!(%route, status = status.as_u16(), duration_ms = secs * 1000.0, "request");
+                tracing::warn!(%route, status = code, duration_ms = secs * 1000.0, "request");
+            } else if routine {
+                tracing::debug!(%route, status = code, duration_ms = secs * 1000.0, "request");
             } else {
-                tracing::info!(%route, status = status.as_u16(), duration_ms = secs * 1000.0, "request");
+                tracing::info!(%route, status = code, duration_ms = secs * 1000.0, "request");
             }
         });
         if let Ok(v) = HeaderValue::from_str(&id) {
