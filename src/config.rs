@@ -128,6 +128,10 @@ pub struct EngineConfig {
     pub events_maxlen: u64,
     /// Lost deliveries (expired leases) after which a task is failed and dead-lettered.
     pub max_lost_deliveries: u32,
+    /// A worker silent for longer than this is shown STOPPED (readers: API, CLI).
+    pub worker_stopped_after: Duration,
+    /// How long a STOPPED (or vanished) worker stays listed before it is pruned.
+    pub worker_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -137,6 +141,8 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             events_maxlen: 10_000,
             max_lost_deliveries: 5,
+            worker_stopped_after: Duration::from_secs(60),
+            worker_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -223,6 +229,8 @@ pub struct WorkerConfig {
     pub http: crate::tasks::http::HttpTaskConfig,
     /// TOML file of the `command` task's commands; without one the task is not offered.
     pub commands_file: Option<std::path::PathBuf>,
+    /// Heartbeat interval (lease extension and registration refresh); `None`: a third of the lease.
+    pub heartbeat: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -241,12 +249,14 @@ impl WorkerConfig {
             rate_limits: Vec::new(),
             http: crate::tasks::http::HttpTaskConfig::default(),
             commands_file: None,
+            heartbeat: None,
         }
     }
 
-    /// How often leases are extended: a third of the lease, so two heartbeats may fail.
+    /// How often leases are extended and the registration refreshed: the
+    /// configured interval, else a third of the lease, so two heartbeats may fail.
     pub fn heartbeat_interval(&self) -> Duration {
-        self.engine.lease / 3
+        self.heartbeat.unwrap_or(self.engine.lease / 3)
     }
 
     /// How often this worker runs the reaper: a sixth of the lease, between 0.5 s
@@ -269,6 +279,13 @@ impl WorkerConfig {
             return Err(invalid("concurrency", "must be at least 1"));
         }
         validate_name("worker name", &self.name)?;
+        let beat = self.heartbeat_interval();
+        if beat < Duration::from_millis(100) || beat >= self.engine.lease {
+            return Err(invalid(
+                "heartbeat",
+                "must be at least 100 ms and shorter than the lease",
+            ));
+        }
         if self.block_max < Duration::from_millis(100) {
             return Err(invalid("block time", "must be at least 100 ms"));
         }

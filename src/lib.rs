@@ -15,6 +15,7 @@
 //! | the engine's one door, one file per concern | [`queue`] |
 //! | Redis: connections, keys, codec, scripts, wake-ups | [`redis`] |
 //! | domain types, no I/O | [`model`] |
+//! | operator queries (`celeriac-api inspect …`) | [`inspect`] |
 //! | settings (typed, validated, no env reads) | [`config`] |
 //! | errors, logs, shutdown | [`error`], [`telemetry`], [`shutdown`] |
 //!
@@ -43,6 +44,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod model;
 pub mod queue;
 pub mod redis;

@@ -4,16 +4,19 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod models;
 pub mod queues;
 pub mod schedules;
 pub mod tasks;
+pub mod workers;
 pub mod workflows;
 
 use std::{future::Future, sync::Arc};
 
-use poem::{Endpoint, EndpointExt, Route, Server, listener::TcpAcceptor};
+use poem::{Endpoint, EndpointExt, Route, Server, get, listener::TcpAcceptor};
 use poem_openapi::{OpenApiService, Tags};
 
 pub use error::{ApiError, ErrorBody};
@@ -22,7 +25,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     queue::Queue,
-    redis::{connect, notify::Notifier},
+    redis::{connect, events::EventHub, notify::Notifier},
     tasks::Registry,
 };
 
@@ -34,6 +37,10 @@ enum Tag {
     Workflows,
     /// Queue lengths.
     Queues,
+    /// Workers, their status and running tasks.
+    Workers,
+    /// Live events (Server-Sent Events).
+    Events,
     /// Liveness and readiness probes.
     Health,
     /// Periodic tasks and the scheduler leadership.
@@ -45,6 +52,8 @@ enum Tag {
 pub(crate) struct AppState {
     queue: Queue,
     notifier: Notifier,
+    /// The events stream reader (SSE).
+    events: EventHub,
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
@@ -91,8 +100,16 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     if let (Some(a), Ok(_)) = (&auth, tokio::runtime::Handle::try_current()) {
         a.reload_on_sighup();
     }
+    let queue = Queue::connect(&cfg.redis, cfg.engine.clone())?;
+    let events = EventHub::new(
+        connect::client(&cfg.redis)?,
+        queue.shared_connection(),
+        queue.keys().clone(),
+        cfg.redis.connect_timeout,
+    );
     let state = AppState {
-        queue: Queue::connect(&cfg.redis, cfg.engine.clone())?,
+        queue: queue.clone(),
+        events,
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
@@ -102,19 +119,26 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },
+        workers::WorkersApi { state: state.clone() },
+        events::EventsApi { state: state.clone() },
         health::HealthApi { state },
     );
     let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
         .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
+    let observe = metrics::Observe::new(metrics::ApiMetrics::default(), &service.spec());
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Ok(Route::new()
         .at("/openapi.json", spec)
+        .at("/metrics", get(metrics::metrics).data(queue))
         .nest("/docs", docs)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
+        .data(observe.metrics())
         .catch_all_error(error::render)
-        .with(auth::Gate::new(auth)))
+        .with(auth::Gate::new(auth))
+        // Outermost: every answer, a 401 included, gets a request id and is counted.
+        .with(observe))
 }
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains

@@ -34,6 +34,17 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Show workers, running tasks, queues or registered task names (read from Redis).
+    Inspect {
+        /// What to show.
+        #[arg(value_enum)]
+        what: celeriac::inspect::Inspect,
+        /// Print JSON (the API's shapes) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -89,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
             1
         });
     }
+    if let Some(Command::Inspect { what, json, common }) = cli.command {
+        std::process::exit(inspect(what, json, &common).await);
+    }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");
     let (redis, warning) = args.common.redis()?;
@@ -123,4 +137,27 @@ async fn main() -> anyhow::Result<()> {
     api::serve(cfg, acceptor, shutdown::token_on_signal().cancelled_owned()).await?;
     tracing::info!("celeriac-api stopped");
     Ok(())
+}
+
+/// Runs `inspect`; prints the answer, or a one-line error. Returns the exit code.
+async fn inspect(what: celeriac::inspect::Inspect, json: bool, common: &CommonArgs) -> i32 {
+    let run = async {
+        let (redis, _) = common.redis()?;
+        redis.validate()?;
+        let url = celeriac::config::redact_url(&redis.url);
+        let queue = celeriac::Queue::connect(&redis, common.engine())?;
+        celeriac::inspect::inspect(&queue, what, json, Duration::from_secs(3))
+            .await
+            .with_context(|| format!("cannot reach redis at {url}"))
+    };
+    match run.await {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
 }

@@ -55,9 +55,6 @@ struct Args {
     /// TOML schedule file, loaded at start and on SIGHUP by scheduler processes.
     #[arg(long, env = "CELERIAC_SCHEDULE_FILE")]
     schedule_file: Option<std::path::PathBuf>,
-    /// Port for GET /healthz and /readyz (none by default).
-    #[arg(long, env = "CELERIAC_HEALTH_PORT")]
-    health_port: Option<u16>,
     /// Log level when RUST_LOG is unset (Celery's names work too: warning, critical).
     #[arg(short = 'l', long, env = "CELERIAC_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     loglevel: String,
@@ -70,6 +67,16 @@ struct Args {
     /// TOML file defining the `command` task's commands (task not offered without it).
     #[arg(long, env = "CELERIAC_COMMANDS_FILE")]
     commands_file: Option<std::path::PathBuf>,
+    /// Port for GET /healthz, /readyz and /metrics (none by default).
+    #[arg(long, env = "CELERIAC_HEALTH_PORT")]
+    health_port: Option<u16>,
+    /// Address the health port listens on.
+    #[arg(long, env = "CELERIAC_HEALTH_HOST", default_value = "0.0.0.0")]
+    health_host: std::net::IpAddr,
+    /// Seconds between heartbeats (lease extension, registration refresh);
+    /// default: a third of the lease.
+    #[arg(long, env = "CELERIAC_HEARTBEAT_SECS")]
+    heartbeat_secs: Option<f64>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -112,7 +119,12 @@ async fn main() -> anyhow::Result<()> {
     cfg.grace = Duration::from_secs(args.grace);
     cfg.cancel_grace = Duration::from_secs(args.cancel_grace);
     cfg.rate_limits = args.rate_limits;
-    cfg.health_addr = args.health_port.map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    cfg.health_addr = args.health_port.map(|p| SocketAddr::new(args.health_host, p));
+    cfg.heartbeat = args
+        .heartbeat_secs
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("CELERIAC_HEARTBEAT_SECS must be a positive number of seconds"))?;
     let shutdown = shutdown::token_on_signal();
     let mut beat = SchedulerConfig::new(cfg.redis.clone(), cfg.name.clone());
     beat.lease = Duration::from_millis(args.beat_lease_ms);

@@ -15,5 +15,5 @@ pub use rate_limit::RateLimit;
 pub use route::Routes;
 pub use schedule::Schedule;
 pub use task::{ClaimedTask, DEFAULT_QUEUE, NewTask, TaskOptions, TaskRecord, TaskStatus, now_ms};
-pub use worker::WorkerInfo;
+pub use worker::{ActiveTask, WorkerBeat, WorkerInfo, WorkerState, WorkerStatus};
 pub use workflow::{WorkflowCreated, WorkflowKind, WorkflowRecord};

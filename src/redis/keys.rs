@@ -15,7 +15,7 @@
 //! | `{ns}:wake:<q>` | ZSET | one member `w`: set whenever work may be waiting; idle workers block on it with BZPOPMIN |
 //! | `{ns}:leases` | ZSET | claimed task id → lease deadline ms; the reaper returns expired ones to their queue |
 //! | `{ns}:seq` | STRING | FIFO counter |
-//! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`), capped with MAXLEN ~ |
+//! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`) and worker change (`event worker hostname queue status ts`), capped with MAXLEN ~ |
 //! | `{ns}:dead` | LIST | tasks given up after too many lost deliveries |
 //! | `{ns}:queues` | SET | queue names ever used |
 //! | `{ns}:task_names` | SET | task names registered by workers |
@@ -23,8 +23,8 @@
 //! | `{ns}:rate_limits` | HASH | task name → `"<count> <window_ms>"` |
 //! | `{ns}:rate:<name>` | ZSET | recent start times of a rate-limited name (sliding window) |
 //! | `{ns}:idem:<key>` | STRING | idempotency key → id of the task created with it; expires with the task |
-//! | `{ns}:workers` | ZSET | worker name → last heartbeat ms |
-//! | `{ns}:worker:<name>` | HASH | worker registration (hostname, pid, queues, concurrency, started_at), expires without heartbeats |
+//! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
+//! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at`; expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |

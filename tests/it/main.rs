@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod hardening;
 mod helpers;
+mod ops;
 mod realwork;
 mod schedules;
 mod semantics;
