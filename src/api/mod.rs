@@ -7,6 +7,7 @@ pub mod health;
 pub mod models;
 pub mod queues;
 pub mod tasks;
+pub mod ui;
 pub mod workflows;
 
 use std::{future::Future, sync::Arc};
@@ -99,6 +100,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     Ok(Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .nest_no_strip("/ui", ui::Dashboard)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
         .catch_all_error(error::render))

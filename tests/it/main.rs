@@ -2,6 +2,7 @@
 //! binaries over HTTP, and the engine through the library.
 
 mod api;
+mod dashboard;
 mod engine;
 mod faults;
 mod helpers;
