@@ -121,11 +121,13 @@
   function errText(r) {
     if (r.status === 0) return 'the API cannot be reached';
     const msg = r.data && ((r.data.error && r.data.error.message) || r.data.message);
-    if (r.status === 404 && !msg) return 'not available on this API';
+    if ((r.status === 404 || r.status === 405) && !msg) return 'not available on this API';
     return msg || 'HTTP ' + r.status;
   }
+  // 404 (no route) and 405 (the path exists for another method): the endpoint is not in this API.
+  const missing = (r) => r.status === 404 || r.status === 405;
   const unavailable = (what, r) => h('p', { class: 'na' },
-    r.status === 404 ? what + ' is not available on this API (404).' : what + ': ' + errText(r) + ' (' + r.status + ').');
+    missing(r) ? what + ' is not available on this API (' + r.status + ').' : what + ': ' + errText(r) + ' (' + r.status + ').');
 
   // Runs an operation and writes its answer into `out`.
   async function act(out, label, method, path, okText) {
@@ -342,7 +344,7 @@
       (tr, q) => {
         const c = tr.children;
         [q.ready, q.delayed, q.running, q.paused, q.dead].forEach((n, i) => setText(c[i + 1], num(n)));
-        setBadge(c[6], q.is_paused ? 'paused' : q.is_paused === false ? 'active' : dash);
+        if (typeof q.is_paused === 'boolean') setBadge(c[6], q.is_paused ? 'paused' : 'active'); else setText(c[6], dash);
         setText(c[7], typeof q.oldest_ready_age_s === 'number' ? q.oldest_ready_age_s.toFixed(1) + ' s' : dash);
         setText(c[8], num(q.workers));
       });
@@ -718,7 +720,7 @@
       (tr, q) => {
         const c = tr.children;
         [q.ready, q.delayed, q.running, q.paused, q.dead].forEach((n, i) => setText(c[i + 1], num(n)));
-        setBadge(c[6], q.is_paused ? 'paused' : q.is_paused === false ? 'active' : dash);
+        if (typeof q.is_paused === 'boolean') setBadge(c[6], q.is_paused ? 'paused' : 'active'); else setText(c[6], dash);
         setText(c[7], typeof q.oldest_ready_age_s === 'number' ? q.oldest_ready_age_s.toFixed(1) + ' s' : dash);
         setText(c[8], num(q.workers)); setText(c[9], num(q.enqueued_last_min)); setText(c[10], num(q.completed_last_min));
         const td = c[11];
@@ -861,6 +863,9 @@
       if (to) { e.preventDefault(); location.hash = to; }
     }
   });
+
+  // For the browser test's load check: feeds synthetic events through the same path as the stream.
+  window.__celeriac = { inject: (type, data) => onEvent({ type, data: JSON.stringify(data) }) };
 
   window.addEventListener('hashchange', route);
   route();

@@ -190,7 +190,10 @@ mod tests {
         let html = resp.into_body().into_string().await.unwrap();
         assert!(html.contains(&format!("src=\"app.js?v={}\"", version())), "{html}");
         assert!(!html.contains("@VERSION@"));
-        assert!(!html.contains("=\"/"), "an absolute URL would break behind a prefix proxy");
+        assert!(
+            !html.contains("=\"/"),
+            "an absolute URL would break behind a prefix proxy"
+        );
 
         let again = get(Method::GET, "/ui/", Some(&etag)).await;
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
@@ -200,12 +203,21 @@ mod tests {
     async fn versioned_assets_are_immutable_and_others_revalidate() {
         let resp = get(Method::GET, &format!("/ui/app.js?v={}", version()), None).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(header_of(&resp, header::CACHE_CONTROL), "public, max-age=31536000, immutable");
+        assert_eq!(
+            header_of(&resp, header::CACHE_CONTROL),
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(header_of(&resp, header::CONTENT_TYPE), "text/javascript; charset=utf-8");
         let old = get(Method::GET, "/ui/app.css?v=old", None).await;
         assert_eq!(header_of(&old, header::CACHE_CONTROL), "no-cache");
-        assert_eq!(get(Method::GET, "/ui/missing.js", None).await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(get(Method::POST, "/ui/", None).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            get(Method::GET, "/ui/missing.js", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(Method::POST, "/ui/", None).await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 
     #[test]
