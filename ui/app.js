@@ -43,6 +43,8 @@
     }
     return el;
   }
+  // replaceChildren without the null/false holes that conditional children leave.
+  function fill(el, ...kids) { el.replaceChildren(...kids.flat().filter((k) => k != null && k !== false)); }
   const dash = '–';
   const num = (v) => (typeof v === 'number' ? v.toLocaleString() : dash);
   const asList = (d, key) => (Array.isArray(d) ? d : (d && Array.isArray(d[key]) ? d[key] : []));
@@ -129,6 +131,9 @@
   const unavailable = (what, r) => h('p', { class: 'na' },
     missing(r) ? what + ' is not available on this API (' + r.status + ').' : what + ': ' + errText(r) + ' (' + r.status + ').');
 
+  // While the API is unreachable a panel keeps its last table; the indicator says why.
+  const stale = (box, r) => r.status === 0 && !!box.querySelector('table');
+
   // Runs an operation and writes its answer into `out`.
   async function act(out, label, method, path, okText) {
     out.className = 'answer';
@@ -158,7 +163,7 @@
   const setBadge = (td, s) => {
     const b = td.firstChild;
     if (b && b.textContent === s) return false;
-    td.replaceChildren(badge(s));
+    fill(td, badge(s));
     return true;
   };
   const table = (label, cols) => {
@@ -333,10 +338,10 @@
     async function loadQueues() {
       const r = await api('GET', 'queues');
       if (!v.alive) return;
-      if (!r.ok) { qBox.replaceChildren(unavailable('The queue list', r)); return; }
+      if (!r.ok) { if (stale(qBox, r)) return; fill(qBox, unavailable('The queue list', r)); return; }
       const qs = asList(r.data, 'queues');
       tpSeed(qs);
-      if (!qBox.contains(qt.el)) qBox.replaceChildren(qt.el);
+      if (!qBox.contains(qt.el)) fill(qBox, qt.el);
       setText(qt.caption, qs.length ? qs.length + ' queue(s)' : 'No queue has received a task yet.');
       syncRows(qt.tbody, qs, qName, (q) => h('tr', { 'data-queue': qName(q) },
         h('th', { scope: 'row' }, h('a', { href: '#/tasks?queue=' + encodeURIComponent(qName(q)) }, qName(q))),
@@ -352,10 +357,10 @@
     async function loadWorkers() {
       const r = await api('GET', 'workers');
       if (!v.alive) return;
-      if (!r.ok) { wBox.replaceChildren(unavailable('The worker list', r)); return; }
+      if (!r.ok) { if (stale(wBox, r)) return; fill(wBox, unavailable('The worker list', r)); return; }
       const ws = asList(r.data, 'workers');
       const count = (s) => ws.filter((w) => w.status === s).length;
-      wBox.replaceChildren(
+      fill(wBox, 
         h('div', { class: 'card' }, h('b', { class: 's-ONLINE' }, count('ONLINE')), 'online'),
         h('div', { class: 'card' }, h('b', { class: 's-NOT_RESPONDING' }, count('NOT_RESPONDING')), 'not responding'),
         h('div', { class: 'card' }, h('b', { class: 's-STOPPED' }, count('STOPPED')), 'stopped'));
@@ -426,7 +431,7 @@
       if (setBadge(c[3], task.status) && tr.dataset.shown) { tr.classList.remove('flash'); void tr.offsetWidth; tr.classList.add('flash'); }
       tr.dataset.shown = '1';
       const w = task.worker;
-      if ((c[4].textContent || '') !== (w || dash)) c[4].replaceChildren(w ? h('a', { href: '#/workers' }, w) : dash);
+      if ((c[4].textContent || '') !== (w || dash)) fill(c[4], w ? h('a', { href: '#/workers' }, w) : dash);
       setText(c[5], fmtTime(task.created_at));
       setText(c[6], fmtTime(task.started_at));
       setText(c[7], fmtTime(task.finished_at));
@@ -446,14 +451,14 @@
       if (!v.alive) return;
       if (!r.ok) {
         listed = false;
-        note.replaceChildren(unavailable('The task list', r),
+        fill(note, unavailable('The task list', r),
           h('p', { class: 'muted' }, 'Open a task with the id box at the top. Tasks announced by the event stream appear below.'));
         render();
         markRendered('tasks');
         return;
       }
       listed = true;
-      note.replaceChildren();
+      fill(note, );
       let items = asList(r.data, 'tasks');
       if (items.some((x) => typeof x === 'string')) {
         // An API without `expand`: fetch each record (one page, so at most `limit` requests).
@@ -478,7 +483,7 @@
     const refetch = new Set();
     const refetchSoon = throttle(async () => {
       const ids = [...refetch]; refetch.clear();
-      for (const id of ids.slice(0, 20)) {
+      for (const id of ids.slice(0, 10)) {
         const one = await api('GET', 'tasks/' + encodeURIComponent(id));
         if (!v.alive) return;
         if (one.ok && rows.has(id)) { rows.set(id, one.data); }
@@ -566,18 +571,18 @@
       if (!v.alive) return;
       if (!r.ok) {
         last = null;
-        status.replaceChildren(badge(r.status === 404 ? 'not found' : 'error'));
-        body.replaceChildren(h('p', { class: 'na' }, r.status === 404 ? 'No task with this id (never created, deleted, or its record expired).' : errText(r)));
+        fill(status, badge(r.status === 404 ? 'not found' : 'error'));
+        fill(body, h('p', { class: 'na' }, r.status === 404 ? 'No task with this id (never created, deleted, or its record expired).' : errText(r)));
         for (const [key] of ops) buttons[key].disabled = true;
         markRendered('task');
         return;
       }
       const t = r.data;
       last = t;
-      status.replaceChildren(badge(t.status));
+      fill(status, badge(t.status));
       for (const [key, , , , allowed] of ops) buttons[key].disabled = !allowed(t.status);
       const pr = progressOf(t.progress);
-      prog.replaceChildren(...(pr ? [h('label', { for: 'task-progress' }, 'Progress '), h('progress', { id: 'task-progress', max: pr.max, value: pr.value }, pr.text),
+      fill(prog, ...(pr ? [h('label', { for: 'task-progress' }, 'Progress '), h('progress', { id: 'task-progress', max: pr.max, value: pr.value }, pr.text),
         ' ', h('span', { class: 'muted' }, pr.text || Math.round((pr.value / pr.max) * 100) + ' %')] : []));
       const order = ['task_id', 'name', 'queue', 'status', 'args', 'result', 'traceback', 'attempts', 'retries', 'max_retries', 'errors', 'priority',
         'progress', 'parent_id', 'children', 'workflow_id', 'worker', 'created_at', 'eta', 'started_at', 'finished_at', 'expires_at', 'cancel_requested', 'options'];
@@ -596,16 +601,16 @@
         else dd = val == null ? dash : String(val);
         dl.append(h('dt', null, k), h('dd', { 'data-field': k }, dd));
       }
-      body.replaceChildren(dl);
+      fill(body, dl);
       if (t.workflow_id && wfLoaded !== t.workflow_id) { wfLoaded = t.workflow_id; loadWorkflow(t.workflow_id); }
       markRendered('task');
     }
     async function loadWorkflow(wid) {
       const r = await api('GET', 'workflows/' + encodeURIComponent(wid));
       if (!v.alive) return;
-      if (!r.ok) { wf.replaceChildren(h('h2', null, 'Workflow'), unavailable('The workflow', r)); return; }
+      if (!r.ok) { fill(wf, h('h2', null, 'Workflow'), unavailable('The workflow', r)); return; }
       const w = r.data;
-      wf.replaceChildren(h('h2', null, 'Workflow ', h('span', { class: 'mono' }, wid)),
+      fill(wf, h('h2', null, 'Workflow ', h('span', { class: 'mono' }, wid)),
         h('p', null, (w.kind || '') + ' ', badge(w.status), ' ' + (w.done ?? '?') + ' / ' + (w.total ?? '?') + ' done, ' + (w.failed ?? 0) + ' failed'),
         h('ol', null, (w.task_ids || []).map((x) => h('li', null, taskLink(x, x), x === id ? ' (this task)' : ''))),
         w.callback_id ? h('p', null, 'Callback: ', taskLink(w.callback_id, w.callback_id)) : null);
@@ -637,9 +642,9 @@
       const r = await api('GET', 'workers');
       if (!v.alive) return;
       markRendered('workers');
-      if (!r.ok) { box.replaceChildren(unavailable('The worker list', r)); return; }
+      if (!r.ok) { if (stale(box, r)) return; fill(box, unavailable('The worker list', r)); return; }
       const ws = asList(r.data, 'workers');
-      if (!box.contains(t.el)) box.replaceChildren(t.el);
+      if (!box.contains(t.el)) fill(box, t.el);
       setText(t.caption, ws.length + ' worker(s)');
       syncRows(t.tbody, ws, (w) => w.name, (w) => h('tr', { 'data-worker': w.name }, h('th', { scope: 'row', class: 'mono' }, w.name),
         ...Array.from({ length: 11 }, (_, i) => h('td', { class: i >= 9 ? 'hide-narrow' : i === 6 || i === 7 ? 'wrap' : null }))),
@@ -649,7 +654,7 @@
         setText(c[3], Array.isArray(w.queues) ? w.queues.join(', ') : dash); setText(c[4], w.concurrency ?? dash);
         setBadge(c[5], w.status);
         setText(c[6], w.last_heartbeat ? ago(w.last_heartbeat) : dash);
-        c[7].replaceChildren(taskList(w.active)); c[8].replaceChildren(taskList(w.reserved));
+        fill(c[7], taskList(w.active)); fill(c[8], taskList(w.reserved));
         setText(c[9], num(w.processed)); setText(c[10], w.version ?? dash); setText(c[11], fmtTime(w.started_at));
       });
     }
@@ -684,7 +689,7 @@
         delete td.dataset.paused; // the next refresh redraws the buttons
         const n = (q.ready || 0) + (q.delayed || 0);
         const keep = h('button', { type: 'button', onclick: () => { confirming.delete(name); actions(td, qs.get(name) || q); td.querySelector('[data-action=purge]')?.focus(); } }, 'Keep');
-        td.replaceChildren(h('span', { role: 'alert' }, 'Purge ' + n + ' ready and delayed task(s) of ' + name + '? '),
+        fill(td, h('span', { role: 'alert' }, 'Purge ' + n + ' ready and delayed task(s) of ' + name + '? '),
           h('button', { type: 'button', class: 'danger', 'data-action': 'purge-confirm', onclick: async () => {
             confirming.delete(name);
             await act(answer, 'purge ' + name, 'DELETE', 'queues/' + enc + '/tasks', (r) => (r.data && typeof r.data.purged === 'number' ? r.data.purged + ' task(s) purged' : 'purged'));
@@ -698,7 +703,7 @@
         load();
       } }, label);
       td.dataset.paused = String(q.is_paused);
-      td.replaceChildren(
+      fill(td, 
         q.is_paused === true ? op('resume', 'Resume', 'POST', 'queues/' + enc + '/resume', 'queue resumed') : op('pause', 'Pause', 'POST', 'queues/' + enc + '/pause', 'queue paused: no worker claims from it'),
         ' ',
         q.is_paused == null ? op('resume', 'Resume', 'POST', 'queues/' + enc + '/resume', 'queue resumed') : null, q.is_paused == null ? ' ' : null,
@@ -708,11 +713,11 @@
       const r = await api('GET', 'queues');
       if (!v.alive) return;
       markRendered('queues');
-      if (!r.ok) { box.replaceChildren(unavailable('The queue list', r)); return; }
+      if (!r.ok) { if (stale(box, r)) return; fill(box, unavailable('The queue list', r)); return; }
       const list = asList(r.data, 'queues');
       qs.clear();
       for (const q of list) qs.set(qName(q), q);
-      if (!box.contains(t.el)) box.replaceChildren(t.el);
+      if (!box.contains(t.el)) fill(box, t.el);
       setText(t.caption, list.length ? list.length + ' queue(s)' : 'No queue has received a task yet.');
       syncRows(t.tbody, list, qName, (q) => h('tr', { 'data-queue': qName(q) },
         h('th', { scope: 'row' }, h('a', { href: '#/tasks?queue=' + encodeURIComponent(qName(q)) }, qName(q))),
@@ -732,12 +737,12 @@
       if (dlCursor) q.set('cursor', dlCursor);
       const r = await api('GET', 'dead-letter?' + q.toString());
       if (!v.alive) return;
-      if (!r.ok) { dlBox.replaceChildren(unavailable('The dead-letter list', r)); return; }
+      if (!r.ok) { if (stale(dlBox, r)) return; fill(dlBox, unavailable('The dead-letter list', r)); return; }
       let items = asList(r.data, 'tasks');
       items = items.map((x) => (typeof x === 'string' ? { task_id: x } : x));
       dlNext = (r.data && r.data.next_cursor) || null;
       dlMore.disabled = !dlNext; dlPrev.disabled = dlBack.length === 0;
-      if (!dlBox.contains(dl.el)) dlBox.replaceChildren(dl.el, h('nav', { class: 'pager', 'aria-label': 'Dead-letter pages' }, dlPrev, dlMore));
+      if (!dlBox.contains(dl.el)) fill(dlBox, dl.el, h('nav', { class: 'pager', 'aria-label': 'Dead-letter pages' }, dlPrev, dlMore));
       setText(dl.caption, items.length ? 'Dead-lettered tasks' : 'No dead-lettered task.');
       syncRows(dl.tbody, items, (x) => x.task_id, (x) => {
         const btn = h('button', { type: 'button', 'data-action': 'requeue', onclick: async () => {
@@ -770,9 +775,9 @@
       const r = await api('GET', 'schedules');
       if (!v.alive) return;
       markRendered('schedules');
-      if (!r.ok) { box.replaceChildren(unavailable('Schedules', r)); return; }
+      if (!r.ok) { if (stale(box, r)) return; fill(box, unavailable('Schedules', r)); return; }
       const list = asList(r.data, 'schedules');
-      if (!box.contains(t.el)) box.replaceChildren(t.el);
+      if (!box.contains(t.el)) fill(box, t.el);
       setText(t.caption, list.length ? list.length + ' schedule(s)' : 'No schedule.');
       syncRows(t.tbody, list, (s) => s.name, (s) => h('tr', { 'data-schedule': s.name }, h('th', { scope: 'row' }, s.name),
         h('td'), h('td', { class: 'mono' }), h('td'), h('td'), h('td'), h('td')),
@@ -791,7 +796,7 @@
             await act(answer, label + ' ' + s.name, 'POST', 'schedules/' + enc + '/' + key, okText);
             load();
           } }, label);
-          c[6].replaceChildren(s.paused ? op('resume', 'Resume', 'schedule resumed') : op('pause', 'Pause', 'schedule paused'), ' ', op('run', 'Run now', 'task enqueued'));
+          fill(c[6], s.paused ? op('resume', 'Resume', 'schedule resumed') : op('pause', 'Pause', 'schedule paused'), ' ', op('run', 'Run now', 'task enqueued'));
         }
       });
     }
@@ -824,7 +829,7 @@
     let found = null, m = null;
     for (const r of ROUTES) { m = hash.match(r[0]); if (m) { found = r; break; } }
     const main = $('#view');
-    main.replaceChildren();
+    fill(main, );
     for (const a of document.querySelectorAll('[data-nav]')) {
       if (found && a.dataset.nav === found[1]) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
