@@ -376,7 +376,8 @@
     v.tick = (polling) => {
       ticks++;
       drawChart(canvas, summary); // the window slides every second
-      if (polling && ticks % 2 === 0) loadQueues();
+      // Delayed tasks fall due without an event: a slow refresh even when live.
+      if (ticks % (polling ? 2 : 10) === 0) loadQueues();
       if (ticks % 5 === 0) loadWorkers(); // heartbeats age without events
     };
     v.unmount = () => { v.alive = false; window.removeEventListener('resize', onResize); };
@@ -758,7 +759,7 @@
     const reload = throttle(load, 1000);
     v.onEvents = (batch) => { if (batch.some((d) => d.event.startsWith('task-'))) reload(); };
     let ticks = 0;
-    v.tick = (polling) => { ticks++; if (polling && ticks % 2 === 0) load(); if (ticks % 10 === 0) loadDead(); };
+    v.tick = (polling) => { ticks++; if (ticks % (polling ? 2 : 10) === 0) load(); if (ticks % 10 === 0) loadDead(); };
     v.refresh = () => Promise.all([load(), loadDead()]);
     v.unmount = () => { v.alive = false; };
     v.refresh();
