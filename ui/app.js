@@ -429,7 +429,8 @@
       const c = tr.children;
       setText(c[1], task.name || dash);
       setText(c[2], task.queue || dash);
-      if (setBadge(c[3], task.status) && tr.dataset.shown) { tr.classList.remove('flash'); void tr.offsetWidth; tr.classList.add('flash'); }
+      // A changed status flashes the row (an animation, so no forced layout per row).
+      if (setBadge(c[3], task.status) && tr.dataset.shown && tr.animate) tr.animate([{ backgroundColor: '#fff8c5' }, { backgroundColor: 'transparent' }], 800);
       tr.dataset.shown = '1';
       const w = task.worker;
       if ((c[4].textContent || '') !== (w || dash)) fill(c[4], w ? h('a', { href: '#/workers' }, w) : dash);

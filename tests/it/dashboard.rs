@@ -420,18 +420,16 @@ async fn the_dashboard_loads_well_under_a_second_with_ten_thousand_tasks() {
                     vec![],
                 )
                 .await?;
-                eprintln!("  {timing}");
+                eprintln!("  timings (ms): {timing}");
                 eprintln!("dashboard {page}: first data render {ms:.0} ms after navigation start (10,000 tasks)");
                 figures.push((page, ms));
             }
-            let ready = text_of(c, "tr[data-queue='default'] td").await?;
+            // The overview counts the 10,000 waiting tasks.
             c.goto(&api.url("/ui/")).await?;
-            let ready = wait_text(c, "tr[data-queue='default'] td", Duration::from_secs(10), |t| {
+            wait_text(c, "tr[data-queue='default'] td", Duration::from_secs(10), |t| {
                 t.chars().filter(char::is_ascii_digit).collect::<String>() == "10000"
             })
-            .await
-            .with_context(|| format!("ready count before: {ready:?}"))?;
-            assert!(!ready.is_empty());
+            .await?;
             // 100 events per second for 3 s through the page's event path, on the task list
             // (rows appear and change) and on the overview (chart): frames must keep coming.
             for page in ["#/tasks", "#/"] {
