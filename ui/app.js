@@ -152,12 +152,18 @@
     const rows = items.map((it) => {
       const k = String(keyOf(it));
       let tr = old.get(k);
-      if (tr) old.delete(k); else { tr = build(it); tr.dataset.key = k; }
+      if (tr) old.delete(k); else { tr = build(it); tr.dataset.key = k; labelCells(tbody, tr); }
       update(tr, it);
       return tr;
     });
     for (const tr of old.values()) tr.remove();
     rows.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
+  }
+  // Each cell carries its column's name, shown before it when narrow screens stack rows as cards.
+  function labelCells(tbody, tr) {
+    const heads = tbody.parentNode && tbody.parentNode.tHead && tbody.parentNode.tHead.rows[0];
+    if (!heads) return;
+    Array.from(tr.children).forEach((cell, i) => { if (heads.cells[i]) cell.dataset.label = heads.cells[i].textContent; });
   }
   const setText = (el, v) => { const s = String(v); if (el.textContent !== s) el.textContent = s; };
   const setBadge = (td, s) => {

@@ -341,6 +341,25 @@ async fn the_dashboard_follows_and_steers_tasks_live_in_a_browser() {
             save_screenshot(c, "dashboard-queues-narrow.png").await?;
             c.set_window_size(1280, 800).await?;
 
+            // The token field keeps the token for this tab only (sessionStorage); requests go on.
+            let token = c.find(Locator::Css("#token")).await?;
+            token.send_keys("s3cret\n").await?;
+            let stored = js(c, "return sessionStorage.getItem('celeriac.token');", vec![]).await?;
+            assert_eq!(stored, json!("s3cret"));
+            wait_text(c, "#toast", Duration::from_secs(5), |t| t.contains("Token saved")).await?;
+            token.clear().await?;
+            token.send_keys("\n").await?;
+            assert_eq!(
+                js(c, "return sessionStorage.getItem('celeriac.token');", vec![]).await?,
+                Value::Null
+            );
+
+            // Keyboard: "/" focuses the jump box from anywhere on the page.
+            js(c, "document.activeElement.blur(); return null;", vec![]).await?;
+            c.find(Locator::Css("body")).await?.send_keys("/").await?;
+            let focused = js(c, "return document.activeElement.id;", vec![]).await?;
+            assert_eq!(focused, json!("jump-id"));
+
             // Every page visited, no JavaScript error (404 panels included).
             for page in ["#/workers", "#/schedules", "#/tasks", "#/"] {
                 js(c, "location.hash = arguments[0]; return null;", vec![json!(page)]).await?;
