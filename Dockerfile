@@ -26,9 +26,11 @@ RUN mkdir -p src/bin \
     && cargo build --release --locked \
     && rm -rf src
 
-# The real sources (the Lua scripts under src/redis/lua are embedded with include_str!).
+# The real sources (the Lua scripts under src/redis/lua and the dashboard under ui/ are
+# embedded with include_str!/include_bytes!).
 # Removing the stub's fingerprints forces cargo to rebuild the crate itself, whatever
 # the mtimes of the copied files.
+COPY ui ./ui
 COPY src ./src
 RUN rm -rf target/release/.fingerprint/celeriac-* \
     && cargo build --release --locked \

@@ -345,8 +345,10 @@ impl Auth {
 pub fn required_scope(method: &Method, path: &str, metrics_require_auth: bool) -> Option<Scope> {
     if *method == Method::GET || *method == Method::HEAD {
         return match path {
-            "/healthz" | "/readyz" | "/openapi.json" | "/docs" => None,
-            p if p.starts_with("/docs/") => None,
+            "/healthz" | "/readyz" | "/openapi.json" | "/docs" | "/ui" => None,
+            // The dashboard's static assets hold no data: the page asks for a token
+            // and sends it with every API call it makes.
+            p if p.starts_with("/docs/") || p.starts_with("/ui/") => None,
             "/metrics" if !metrics_require_auth => None,
             _ => Some(Scope::Read),
         };

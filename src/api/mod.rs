@@ -11,6 +11,7 @@ pub mod models;
 pub mod queues;
 pub mod schedules;
 pub mod tasks;
+pub mod ui;
 pub mod workers;
 pub mod workflows;
 
@@ -132,6 +133,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         .at("/openapi.json", spec)
         .at("/metrics", get(metrics::metrics).data(queue))
         .nest("/docs", docs)
+        .nest_no_strip("/ui", ui::Dashboard)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
         .data(observe.metrics())
