@@ -1,24 +1,33 @@
 --[[ claim: promote due delayed tasks, then lease up to N ready tasks, skipping
   expired ones (→ REVOKED) and deferring those over their task's rate limit.
-  KEYS[3] leases ZSET   KEYS[4] rate_limits HASH (name → "limit window_ms")
+  KEYS[1] leases ZSET   KEYS[2] rate_limits HASH (name → "limit window_ms")
+  KEYS[3] seq STRING    KEYS[4] events STREAM
   then per queue, from KEYS[5]: queue ZSET, delayed ZSET, wake ZSET
-  ARGV[A+1] max tasks   ARGV[A+2] lease ms   ARGV[A+3] worker name
-  ARGV[A+4] lease token base (unique per call)   ARGV[A+5] max promotions per queue
-  ARGV[A+6] rate-limit log key prefix
+  ARGV[1] now ms        ARGV[2] max tasks    ARGV[3] lease ms   ARGV[4] worker name
+  ARGV[5] lease token base (unique per call) ARGV[6] max promotions per queue
+  ARGV[7] rate-limit log key prefix          ARGV[8] events MAXLEN
+  ARGV[9] result TTL ms, then key prefixes (tasks are learned here):
+  ARGV[10] done channel ARGV[11] idempotency ARGV[12] task ARGV[13] workflow
+  ARGV[14] queue        ARGV[15] wake
   Returns: { next due ms of a delayed task or -1,
              { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... } } ]]
-local now = ctx.now
-local want, lease_ms, worker = tonumber(ARGV[A + 1]), tonumber(ARGV[A + 2]), ARGV[A + 3]
-local token_base, promote_limit, rate_prefix = ARGV[A + 4], tonumber(ARGV[A + 5]), ARGV[A + 6]
+local rcall = redis.call
+local leases_key, limits_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, want, lease_ms, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local token_base, promote_limit, rate_prefix, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
+--- @include "includes/finalize"
+
 local out = {}
 -- Most deployments set no rate limit: look limits up only when some exist.
-local limited = rcall('EXISTS', KEYS[4]) == 1
+local limited = rcall('EXISTS', limits_key) == 1
 local deferred = 0
 
 -- True when the task may start now under its name's cluster-wide rate limit
 -- (a sliding window of start times); otherwise it waits in the delayed set.
 local function admit(id, name, delayed_key, token)
-  local limit = limited and rcall('HGET', KEYS[4], name)
+  local limit = limited and rcall('HGET', limits_key, name)
   if not limit then return true end
   local count, window = string.match(limit, '^(%d+) (%d+)$')
   count, window = tonumber(count), tonumber(window)
@@ -43,9 +52,9 @@ for q = 5, #KEYS, 3 do
   local due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
   for _, id in ipairs(due) do
     rcall('ZREM', delayed_key, id)
-    local priority = rcall('HGET', ctx.task .. id, 'priority')
+    local priority = rcall('HGET', task_prefix .. id, 'priority')
     if priority then
-      rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', ctx.seq)), id)
+      rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', seq_key)), id)
     end
   end
 
@@ -58,17 +67,19 @@ for q = 5, #KEYS, 3 do
     if #head == 0 then break end
     for _, id in ipairs(head) do
       budget = budget - 1
-      local key = ctx.task .. id
-      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries', 'options')
+      local key = task_prefix .. id
+      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries',
+        'options', 'attempts', 'idempotency_key', 'workflow')
       local token = token_base .. ':' .. (#out + 1)
       if not f[1] or FINAL[f[1]] then
         -- the record expired or the task was revoked: drop it
       elseif f[4] and tonumber(f[4]) < now then
-        finalize(id, key, 'REVOKED', revoked_result('expired'), nil, f[3], 'expired')
+        finalize(id, key, 'REVOKED', revoked_result('expired'), f[3], 'expired', f[10], f[11])
       elseif admit(id, f[2], delayed_key, token) then
-        rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now)
-        local attempts = rcall('HINCRBY', key, 'attempts', 1)
-        rcall('ZADD', KEYS[3], now + lease_ms, id)
+        local attempts = (tonumber(f[9]) or 0) + 1
+        rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
+          'attempts', attempts)
+        rcall('ZADD', leases_key, now + lease_ms, id)
         emit('started', id, f[3], 'STARTED')
         out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
         want = want - 1
