@@ -61,10 +61,11 @@ for q = 5, #KEYS, 3 do
   -- Bounded work per call, even when most popped tasks are deferred.
   local budget = want * 2 + 50
   while want > 0 and budget > 0 do
-    -- Read, then remove each task as it is handled: Redis does not roll a script
-    -- back, so an error midway must leave the unhandled tasks in the queue.
-    local head = rcall('ZRANGE', queue_key, 0, math.min(want, budget) - 1)
+    -- (at most 1000 at a time: the chunk is unpacked into one ZADD and one ZREM)
+    local asked = math.min(want, budget, 1000)
+    local head = rcall('ZRANGE', queue_key, 0, asked - 1)
     if #head == 0 then break end
+    local leased = {}
     for _, id in ipairs(head) do
       budget = budget - 1
       local key = task_prefix .. id
@@ -79,13 +80,21 @@ for q = 5, #KEYS, 3 do
         local attempts = (tonumber(f[9]) or 0) + 1
         rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
           'attempts', attempts)
-        rcall('ZADD', leases_key, now + lease_ms, id)
         emit('started', id, f[3], 'STARTED')
+        leased[#leased + 1] = now + lease_ms
+        leased[#leased + 1] = id
         out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
         want = want - 1
       end
-      rcall('ZREM', queue_key, id)
     end
+    -- Leases, then the queue, once per chunk. Redis does not roll a script back,
+    -- but an error before these lines leaves every task of the chunk in the queue,
+    -- and a STARTED task found there (its claim never reached a worker) is
+    -- claimed again with a new lease.
+    if #leased > 0 then rcall('ZADD', leases_key, unpack(leased)) end
+    rcall('ZREM', queue_key, unpack(head))
+    -- A short head means the queue is empty now.
+    if #head < asked then break end
   end
   -- More work is waiting (this call's slots are full, or its budget went on
   -- tasks over their rate limit): wake another blocked worker.

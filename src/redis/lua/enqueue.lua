@@ -34,20 +34,22 @@ if require_registered and rcall('SISMEMBER', names_key, name) == 0 then return {
 if rcall('EXISTS', task_key) == 1 then return { TASK_EXISTS, '' } end
 
 priority = create_task(task_key, 14, #ARGV, rcall('HGET', defaults_key, name), opts, priority, expires_at)
-rcall('SADD', queues_key, queue)
 if idem ~= '' then rcall('SET', idem_key, id) end
 if has_parent and rcall('EXISTS', parent_key) == 1 then
   local children = cjson.decode(rcall('HGET', parent_key, 'children') or '[]')
   children[#children + 1] = id
   rcall('HSET', parent_key, 'children', cjson.encode(children))
 end
+local unmarked, event, code
 if due > now then
   rcall('ZADD', delayed_key, due, id)
   -- A blocked worker recomputes how long it may sleep.
-  rcall('ZADD', wake_key, 0, 'w')
-  emit('delayed', id, queue, 'PENDING')
-  return { 2, id }
+  unmarked, event, code = rcall('ZADD', wake_key, 0, 'w'), 'delayed', 2
+else
+  unmarked, event, code = make_ready(id, queue_key, wake_key, priority, false), 'enqueued', 1
 end
-make_ready(id, queue_key, wake_key, priority, false)
-emit('enqueued', id, queue, 'PENDING')
-return { 1, id }
+-- A set wake marker means a task went to this queue before (and was listed then):
+-- the queues SET only grows, so only an unmarked queue may be new to it.
+if unmarked == 1 then rcall('SADD', queues_key, queue) end
+emit(event, id, queue, 'PENDING')
+return { code, id }

@@ -8,9 +8,11 @@ local function ready_score(priority, seq)
   return (9 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq
 end
 
--- Puts a task on its queue (at the back of its priority, or the front) and wakes a worker.
+-- Puts a task on its queue (at the back of its priority, or the front) and wakes
+-- a worker. Returns 1 when the wake marker was not set (no task went to this
+-- queue since a worker last took the marker, or ever), else 0.
 local function make_ready(id, queue_key, wake_key, priority, front)
   local seq = front and 0 or rcall('INCR', seq_key)
   rcall('ZADD', queue_key, ready_score(priority, seq), id)
-  rcall('ZADD', wake_key, 0, 'w')
+  return rcall('ZADD', wake_key, 0, 'w')
 end
