@@ -20,13 +20,19 @@ N times is complete, the rest, heartbeat and reap, is "other"). Logging slows th
 scripts (their inner commands are logged too), so only its shares are applied
 to the drain's commandstats total.
 
-Prints one JSON line on stdout (µs per task, medians over --runs); progress on stderr.
+redis_cpu_us: the CPU time of Redis' main thread over both phases / N (all
+commands, networking included; robust when the host is busy, where
+commandstats' wall-clock usec grows). Redis runs on CPU 0, everything else on CPU 1 (when there are two and taskset
+exists), since commandstats counts wall time and a preempted Redis looks slow.
+Prints one JSON line on stdout (µs per task, medians and minima over --runs);
+progress on stderr.
 stdlib only: a tiny RESP client, urllib-free HTTP via http.client.
 """
 import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -100,6 +106,15 @@ def commandstats(r):
         kv = dict(f.split("=", 1) for f in fields.split(","))
         out[name] = (int(kv["calls"]), int(kv["usec"]))
     return out
+
+
+def cpu_usec(r):
+    """CPU time of Redis' main thread so far (user + system), µs: unlike
+    commandstats' wall time it does not grow when Redis is preempted."""
+    kv = dict(ln.split(":", 1) for ln in r("INFO", "cpu").splitlines() if ":" in ln)
+    user = kv.get("used_cpu_user_main_thread", kv.get("used_cpu_user"))
+    system = kv.get("used_cpu_sys_main_thread", kv.get("used_cpu_sys"))
+    return (float(user) + float(system)) * 1e6
 
 
 def slowlog_by_script(r, n):
@@ -181,6 +196,14 @@ def stop(p, secs=30):
         p.wait()
 
 
+def pinned(cmd, cpu):
+    """`cmd` pinned to one CPU (with taskset, on hosts with 2+ CPUs): commandstats
+    times are wall time, so Redis must not share its core with the client."""
+    if cpu is None or (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", str(cpu)] + cmd
+
+
 def one_run(args, i):
     rport, aport = freeports(2)
     d = tempfile.mkdtemp(prefix=f"redis_cost-{i}-")
@@ -191,14 +214,14 @@ def one_run(args, i):
     procs = {}
 
     def start_worker():
-        return subprocess.Popen([worker_bin, "--concurrency", str(args.concurrency), "--queues", "default"],
+        return subprocess.Popen(pinned([worker_bin, "--concurrency", str(args.concurrency), "--queues", "default"], 1),
                                 env=dict(env, CELERIAC_CONCURRENCY=str(args.concurrency)),
                                 stdout=open(os.path.join(d, "worker.log"), "ab"), stderr=subprocess.STDOUT)
 
     try:
         procs["redis"] = subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", d], stdout=open(os.path.join(d, "redis.log"), "wb"), stderr=subprocess.STDOUT)
+            pinned(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", d], 0), stdout=open(os.path.join(d, "redis.log"), "wb"), stderr=subprocess.STDOUT)
         for _ in range(50):
             try:
                 r = Resp(rport)
@@ -206,7 +229,7 @@ def one_run(args, i):
                 break
             except OSError:
                 time.sleep(0.1)
-        procs["api"] = subprocess.Popen([api_bin], env=dict(env, CELERIAC_HOST="127.0.0.1", PORT=str(aport)),
+        procs["api"] = subprocess.Popen(pinned([api_bin], 1), env=dict(env, CELERIAC_HOST="127.0.0.1", PORT=str(aport)),
                                         stdout=open(os.path.join(d, "api.log"), "wb"), stderr=subprocess.STDOUT)
         procs["worker"] = start_worker()
         if not wait_ready(aport):
@@ -240,10 +263,14 @@ def one_run(args, i):
 
         # 1. enqueue (no worker running), 2. drain: totals from commandstats
         reset()
+        cpu0 = cpu_usec(r)
         enq_s = enqueue()
+        cpu1 = cpu_usec(r)
         enq = commandstats(r)
         reset()
+        cpu2 = cpu_usec(r)
         drain_s = drain()
+        cpu3 = cpu_usec(r)
         drained = commandstats(r)
         stop(procs.pop("worker"))
         # 3. the same again with every command in the slowlog, only to split the
@@ -279,6 +306,9 @@ def one_run(args, i):
         "claim_us": per(claim_us),
         "complete_us": per(complete_us),
         "other_scripts_us": per(drain_us - claim_us - complete_us),
+        "redis_cpu_enqueue_us": per(cpu1 - cpu0),
+        "redis_cpu_drain_us": per(cpu3 - cpu2),
+        "redis_cpu_us": per(cpu1 - cpu0 + cpu3 - cpu2),
         "all_commands_us": per(sum(u for _, u in enq.values()) + sum(u for _, u in drained.values())),
         "claim_calls": sum(s[0] for s in claim),
         "complete_calls": rest[complete_sha][0] if complete_sha else 0,
@@ -297,9 +327,13 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        os.sched_setaffinity(0, {1})  # the HTTP client shares CPU 1 with the API and worker
     runs = [one_run(args, i + 1) for i in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(json.dumps({"n": args.n, "runs": args.runs, "bin_dir": args.bin_dir, "median": med}))
+    low = {k: min(r[k] for r in runs)
+           for k in ("lifecycle_us", "enqueue_us", "drain_us", "claim_us", "complete_us", "redis_cpu_us")}
+    print(json.dumps({"n": args.n, "runs": args.runs, "bin_dir": args.bin_dir, "median": med, "min": low}))
 
 
 if __name__ == "__main__":

@@ -598,18 +598,11 @@ fn task_spec<'a>(
     let o = &task.options;
     let priority = o.priority.unwrap_or(0).min(9);
     let options_json = serde_json::to_string(o).unwrap_or_else(|_| "{}".to_owned());
+    // id, name, queue, status, priority, options, counters and created_at are
+    // written by the script from its own arguments.
     let mut fields = vec![
-        ("id", id.to_owned()),
-        ("name", task.name.clone()),
-        ("queue", task.queue.clone()),
         ("args", task.args.to_string()),
-        ("created_at", now_ms.to_string()),
-        ("status", "PENDING".to_owned()),
-        ("priority", priority.to_string()),
         ("max_retries", o.max_retries.unwrap_or(0).to_string()),
-        ("attempts", "0".to_owned()),
-        ("retries", "0".to_owned()),
-        ("options", options_json.clone()),
     ];
     if let Some(parent) = task.parent_id {
         fields.push(("parent_id", parent.to_string()));

@@ -151,9 +151,11 @@ pub struct TaskSpec<'a> {
     pub name: &'a str,
     /// Queue name.
     pub queue: &'a str,
-    /// The record as field/value pairs, written as they are (Lua decodes no JSON
-    /// for them); registration defaults may then override `options`, `priority`,
-    /// `max_retries` and `expires_at`.
+    /// The record's fields other than those the script writes from its own
+    /// arguments (id, name, queue, status, priority, options, counters,
+    /// created_at), as field/value pairs written as they are (Lua decodes no JSON
+    /// for them); registration defaults may then override `max_retries` and
+    /// `expires_at`.
     pub fields: Vec<(&'static str, String)>,
     /// Options given with the task, JSON (merged with registration defaults in Lua).
     pub options_json: String,

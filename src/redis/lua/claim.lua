@@ -47,9 +47,18 @@ local function admit(id, name, delayed_key, token)
   return false
 end
 
+local heads = {}
 for q = 5, #KEYS, 3 do
   local queue_key, delayed_key, wake_key = KEYS[q], KEYS[q + 1], KEYS[q + 2]
-  local due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
+  -- The delayed set's head says whether anything is due (usually not).
+  local first = rcall('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+  local due = {}
+  if first[2] and tonumber(first[2]) <= now then
+    due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
+    first = nil
+  end
+  -- Deferred tasks and promotions change the head: look again at the end.
+  heads[q] = first
   for _, id in ipairs(due) do
     rcall('ZREM', delayed_key, id)
     local priority = rcall('HGET', task_prefix .. id, 'priority')
@@ -105,7 +114,7 @@ end
 
 local next_due = -1
 for q = 5, #KEYS, 3 do
-  local first = rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
+  local first = deferred == 0 and heads[q] or rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
   if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
 end
 return { next_due, out }

@@ -10,7 +10,8 @@
   ARGV[9] idempotency key ("" when none)
   ARGV[10] task key prefix (the earlier task of an idempotency key is learned here)
   ARGV[11] options JSON as given    ARGV[12] priority (0-9)
-  ARGV[13] expires at ms (0: never) ARGV[14..] the record as field/value pairs
+  ARGV[13] expires at ms (0: never)
+  ARGV[14..] the record's other fields as field/value pairs (args, max_retries, ...)
   Returns: {1, id} ready | {2, id} delayed | {3, id of the earlier task} same
   idempotency key | {-5, name} unknown task name | {-6, ''} task id exists ]]
 local rcall = redis.call
@@ -33,7 +34,8 @@ end
 if require_registered and rcall('SISMEMBER', names_key, name) == 0 then return { UNKNOWN_NAME, name } end
 if rcall('EXISTS', task_key) == 1 then return { TASK_EXISTS, '' } end
 
-priority = create_task(task_key, 14, #ARGV, rcall('HGET', defaults_key, name), opts, priority, expires_at)
+priority = create_task(task_key, id, name, queue, opts, priority, 14, #ARGV, rcall('HGET', defaults_key, name),
+  expires_at)
 if idem ~= '' then rcall('SET', idem_key, id) end
 if has_parent and rcall('EXISTS', parent_key) == 1 then
   local children = cjson.decode(rcall('HGET', parent_key, 'children') or '[]')

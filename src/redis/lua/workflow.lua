@@ -10,7 +10,7 @@
   ARGV[5] now ms        ARGV[6] events MAXLEN
   then per task, from ARGV[7]: id, name, queue, "1": name must be registered,
   options JSON as given, priority (0-9), expires at ms (0: never), N, then N
-  record field/value strings
+  strings: the record's other fields as field/value pairs (args, max_retries, ...)
   Returns: {1, ''} created | {-5, name} unknown task name ]]
 local rcall = redis.call
 local workflow_key, queues_key, names_key, defaults_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -41,8 +41,8 @@ for i = 1, n do ids[i] = tasks[i].id end
 rcall('HSET', workflow_key, 'id', wid, 'kind', kind, 'status', 'STARTED', 'total', n, 'done', 0, 'failed', 0,
   'tasks', cjson.encode(ids), 'created_at', now)
 for i, t in ipairs(tasks) do
-  local priority = create_task(t.key, t.first, t.last, rcall('HGET', defaults_key, t.name), t.opts, t.priority,
-    t.expires_at)
+  local priority = create_task(t.key, t.id, t.name, t.queue, t.opts, t.priority, t.first, t.last,
+    rcall('HGET', defaults_key, t.name), t.expires_at)
   rcall('HSET', t.key, 'workflow', wid, 'wf_index', i - 1)
   rcall('SADD', queues_key, t.queue)
   local held = (kind == 'chain' and i > 1) or i > n

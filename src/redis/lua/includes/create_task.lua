@@ -5,11 +5,13 @@
   left unset (priority, max_retries, expires and the stored options).
   Uses the script's locals: rcall, now. ]]
 
--- Writes ARGV[first..last] (field/value pairs) to `key`, then applies `defaults`
--- (JSON or nil) over `opts` (the options JSON as given). `expires_at` is the
--- expiry the pairs already carry (ms, 0: none). Returns the task's priority.
-local function create_task(key, first, last, defaults, opts, priority, expires_at)
-  rcall('HSET', key, unpack(ARGV, first, last))
+-- Writes the record of task `id` to `key`: the fields every new task has, then
+-- ARGV[first..last] (the other field/value pairs), then applies `defaults` (JSON
+-- or nil) over `opts` (the options JSON as given). `expires_at` is the expiry the
+-- pairs already carry (ms, 0: none). Returns the task's priority.
+local function create_task(key, id, name, queue, opts, priority, first, last, defaults, expires_at)
+  rcall('HSET', key, 'id', id, 'name', name, 'queue', queue, 'status', 'PENDING', 'priority', priority,
+    'attempts', 0, 'retries', 0, 'options', opts, 'created_at', now, unpack(ARGV, first, last))
   if not defaults or defaults == '{}' then return priority end
   local merged = cjson.decode(opts)
   for k, v in pairs(cjson.decode(defaults)) do
