@@ -257,14 +257,15 @@ def one_run(args, i):
         def enqueue():
             t0 = time.monotonic()
             ok, bad = post_tasks(aport, args.n)
-            if ok != args.n:
-                raise RuntimeError(f"{bad} POSTs failed")
-            return time.monotonic() - t0
+            if bad:
+                # a busy host can time a request out; the rest still counts per task
+                log(f"{bad} of {args.n} POSTs failed")
+            return time.monotonic() - t0, ok
 
         # 1. enqueue (no worker running), 2. drain: totals from commandstats
         reset()
         cpu0 = cpu_usec(r)
-        enq_s = enqueue()
+        enq_s, n_ok = enqueue()
         cpu1 = cpu_usec(r)
         enq = commandstats(r)
         reset()
@@ -288,8 +289,12 @@ def one_run(args, i):
         for name in ("worker", "api", "redis"):
             stop(procs.get(name))
 
-    n = args.n
+    n = n_ok
     per = lambda usec: round(usec / n, 2)  # noqa: E731
+    # Commands Redis ran per task, scripts' inner commands included: exact, so it
+    # shows a change of cost that the busy host's timing noise can hide.
+    ours = {"info", "config|resetstat", "config|set", "config", "slowlog", "slowlog|reset", "zcard"}
+    calls = lambda st: sum(c for name, (c, _) in st.items() if name not in ours)  # noqa: E731
     enq_us = enq.get("evalsha", (0, 0))[1]
     drain_us = drained.get("evalsha", (0, 0))[1]
     logged = sum(s[1] for s in drain_scripts.values()) or 1
@@ -306,6 +311,8 @@ def one_run(args, i):
         "claim_us": per(claim_us),
         "complete_us": per(complete_us),
         "other_scripts_us": per(drain_us - claim_us - complete_us),
+        "calls_enqueue": per(calls(enq)),
+        "calls_drain": per(calls(drained)),
         "redis_cpu_enqueue_us": per(cpu1 - cpu0),
         "redis_cpu_drain_us": per(cpu3 - cpu2),
         "redis_cpu_us": per(cpu1 - cpu0 + cpu3 - cpu2),
