@@ -49,13 +49,27 @@ impl From<redis::RedisError> for QueueError {
 }
 
 impl QueueError {
-    /// Maps the refusal codes shared by the transition scripts; positive codes pass through.
-    pub fn from_script_code(code: i64) -> Result<i64, Self> {
+    /// Maps a Lua script's reply code, the one table for every script
+    /// (`lua/includes/codes.lua`); positive codes are successes and pass through.
+    /// `name` is what the script named with the code (the task name for -5).
+    ///
+    /// | code | meaning |
+    /// | --- | --- |
+    /// | -1 | no such task ([`QueueError::NotFound`]) |
+    /// | -2 | the task is not running ([`QueueError::NotRunning`]) |
+    /// | -3 | the caller's lease was lost ([`QueueError::LeaseLost`]) |
+    /// | -4 | the task's or its workflow's state does not allow this ([`QueueError::Conflict`]) |
+    /// | -5 | unknown task name ([`QueueError::UnknownTaskName`]) |
+    /// | -6 | the task id exists ([`QueueError::DuplicateTask`]) |
+    pub fn from_script_code(code: i64, name: &str) -> Result<i64, Self> {
         match code {
             c if c > 0 => Ok(c),
             -1 => Err(Self::NotFound),
             -2 => Err(Self::NotRunning),
             -3 => Err(Self::LeaseLost),
+            -4 => Err(Self::Conflict),
+            -5 => Err(Self::UnknownTaskName(name.to_owned())),
+            -6 => Err(Self::DuplicateTask),
             c => Err(Self::UnexpectedReply(c)),
         }
     }

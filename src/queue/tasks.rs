@@ -42,9 +42,8 @@ impl Queue {
         let id_str = id.to_string();
         let parent = task.parent_id.map(|p| p.to_string());
         let args = EnqueueArgs {
-            task: task_spec(&id_str, task, ctx.now_ms, require_registered),
+            task: task_spec(&id_str, task, ctx.now_ms, require_registered, true),
             due_ms: task.eta.map_or(0, |eta| eta.timestamp_millis()),
-            expires_at_ms: task.expires_at.map_or(0, |t| t.timestamp_millis()),
             parent: parent.as_deref(),
             idempotency_key: task.idempotency_key.as_deref(),
         };
@@ -89,24 +88,59 @@ impl Queue {
     }
 }
 
-/// The record fields and options of a new task, as the scripts take them.
-pub(super) fn task_spec<'a>(id: &'a str, task: &'a NewTask, now_ms: i64, require_registered: bool) -> TaskSpec<'a> {
-    let mut record = serde_json::json!({
-        "id": id,
-        "name": task.name,
-        "queue": task.queue,
-        "args": task.args.to_string(),
-        "created_at": now_ms.to_string(),
-    });
+/// A new task's record as field/value pairs, with the options given with it,
+/// as the scripts take them (registration defaults are merged in Lua).
+/// `standalone` (not a workflow member): the record also carries the task's own
+/// ETA, expiry and idempotency key.
+pub(super) fn task_spec<'a>(
+    id: &'a str,
+    task: &'a NewTask,
+    now_ms: i64,
+    require_registered: bool,
+    standalone: bool,
+) -> TaskSpec<'a> {
+    let o = &task.options;
+    let priority = o.priority.unwrap_or(0).min(9);
+    let options_json = serde_json::to_string(o).unwrap_or_else(|_| "{}".to_owned());
+    // id, name, queue, status, priority, options, counters and created_at are
+    // written by the script from its own arguments.
+    let mut fields = vec![
+        ("args", task.args.to_string()),
+        ("max_retries", o.max_retries.unwrap_or(0).to_string()),
+    ];
     if let Some(parent) = task.parent_id {
-        record["parent_id"] = Value::String(parent.to_string());
+        fields.push(("parent_id", parent.to_string()));
+    }
+    // An explicit expiry wins over the `expires` option (seconds from now).
+    let explicit = if standalone {
+        task.expires_at.map_or(0, |t| t.timestamp_millis())
+    } else {
+        0
+    };
+    let expires_at_ms = match o.expires {
+        _ if explicit > 0 => explicit,
+        Some(secs) => now_ms + (secs * 1000.0).floor() as i64,
+        None => 0,
+    };
+    if expires_at_ms > 0 {
+        fields.push(("expires_at", expires_at_ms.to_string()));
+    }
+    if standalone {
+        if let Some(eta) = task.eta.map(|eta| eta.timestamp_millis()).filter(|&due| due > now_ms) {
+            fields.push(("eta", eta.to_string()));
+        }
+        if let Some(key) = &task.idempotency_key {
+            fields.push(("idempotency_key", key.clone()));
+        }
     }
     TaskSpec {
         id,
         name: &task.name,
         queue: &task.queue,
-        record_json: record.to_string(),
-        options_json: serde_json::to_string(&task.options).unwrap_or_else(|_| "{}".to_owned()),
+        fields,
+        options_json,
+        priority,
+        expires_at_ms,
         require_registered,
     }
 }

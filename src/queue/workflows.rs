@@ -35,7 +35,7 @@ impl Queue {
             .collect();
         let specs: Vec<TaskSpec<'_>> = all
             .iter()
-            .map(|(tid, t)| task_spec(tid, t, ctx.now_ms, require_registered(&t.name)))
+            .map(|(tid, t)| task_spec(tid, t, ctx.now_ms, require_registered(&t.name), false))
             .collect();
         scripts::workflow(
             &mut self.conn().await?,

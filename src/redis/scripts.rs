@@ -1,26 +1,96 @@
 //! The Lua scripts (one per state transition), loaded once and called through
-//! one typed function each. `common.lua` is prepended to every script, so the
-//! shared rules live in one place, and every call starts with the same context
-//! (events and seq keys, now, TTL, stream cap, key prefixes) built by [`Ctx`].
-//! `redis::Script` uses EVALSHA and reloads a script after a Redis restart.
+//! one typed function each.
+//!
+//! Shared Lua pieces live in `lua/includes/`; a script names each piece it uses
+//! with a marker line `--- @include "includes/<name>"`, expanded here when the
+//! script is first used (each piece once, its own includes first). Every script
+//! takes its own KEYS and ARGV (see its header): every key known before the call
+//! is a KEY; key prefixes go in ARGV only where a script learns ids inside Redis.
+//! Refusal codes mean the same in every script and are mapped by
+//! [`QueueError::from_script_code`]. `redis::Script` uses EVALSHA and reloads a
+//! script after a Redis restart.
 
-use std::sync::LazyLock;
+use std::{collections::HashSet, sync::LazyLock};
 
 use redis::{Script, ScriptInvocation, aio::ConnectionLike};
 
 use super::keys::Keys;
 use crate::error::{QueueError, Result};
 
+/// The shared pieces, by the name scripts give them in their markers.
+static INCLUDES: &[(&str, &str)] = &[
+    ("includes/codes", include_str!("lua/includes/codes.lua")),
+    ("includes/lease_guard", include_str!("lua/includes/lease_guard.lua")),
+    ("includes/status", include_str!("lua/includes/status.lua")),
+    ("includes/emit", include_str!("lua/includes/emit.lua")),
+    ("includes/ready", include_str!("lua/includes/ready.lua")),
+    ("includes/create_task", include_str!("lua/includes/create_task.lua")),
+    (
+        "includes/workflow_advance",
+        include_str!("lua/includes/workflow_advance.lua"),
+    ),
+    ("includes/finalize", include_str!("lua/includes/finalize.lua")),
+];
+
+const INCLUDE_MARKER: &str = "--- @include \"";
+
+/// The name in an include marker line, if `line` is one.
+fn include_marker(line: &str) -> Option<&str> {
+    line.trim().strip_prefix(INCLUDE_MARKER)?.strip_suffix('"')
+}
+
+/// A script's source with every include marker replaced by its piece (each piece
+/// once, dependencies first). A marker becomes a `-- >>` comment line, so the
+/// script's own lines keep their order and Redis' line numbers can be traced.
+fn expand(source: &str) -> String {
+    fn walk<'a>(source: &'a str, seen: &mut HashSet<&'a str>, out: &mut String) {
+        for line in source.lines() {
+            match include_marker(line) {
+                Some(name) => {
+                    let Some(&(name, body)) = INCLUDES.iter().find(|(n, _)| *n == name) else {
+                        panic!("unknown Lua include {name:?}");
+                    };
+                    out.push_str("-- >> ");
+                    out.push_str(name);
+                    out.push('\n');
+                    if seen.insert(name) {
+                        walk(body, seen, out);
+                    }
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(source.len() * 4);
+    walk(source, &mut HashSet::new(), &mut out);
+    out
+}
+
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/common.lua"),
-                include_str!(concat!("lua/", $file))
-            ))
-        })
+        LazyLock::new(|| Script::new(&expand(include_str!(concat!("lua/", $file)))))
     };
 }
+
+/// Every script's source, for the expansion test.
+#[cfg(test)]
+static SOURCES: &[(&str, &str)] = &[
+    ("enqueue", include_str!("lua/enqueue.lua")),
+    ("claim", include_str!("lua/claim.lua")),
+    ("heartbeat", include_str!("lua/heartbeat.lua")),
+    ("complete", include_str!("lua/complete.lua")),
+    ("fail", include_str!("lua/fail.lua")),
+    ("reap", include_str!("lua/reap.lua")),
+    ("release", include_str!("lua/release.lua")),
+    ("cancel", include_str!("lua/cancel.lua")),
+    ("resubmit", include_str!("lua/resubmit.lua")),
+    ("forget", include_str!("lua/forget.lua")),
+    ("progress", include_str!("lua/progress.lua")),
+    ("workflow", include_str!("lua/workflow.lua")),
+];
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
 static CLAIM: LazyLock<Script> = script!("claim.lua");
@@ -38,7 +108,8 @@ static WORKFLOW: LazyLock<Script> = script!("workflow.lua");
 /// Most delayed tasks one claim promotes per queue (keeps each script call short).
 const PROMOTE_LIMIT: usize = 1000;
 
-/// The context every script receives first (see `common.lua`).
+/// What every script call may need besides its own arguments: the namespace's
+/// keys, the caller's clock, and the engine's settings.
 pub struct Ctx<'a> {
     /// Key builder of the namespace.
     pub keys: &'a Keys,
@@ -51,23 +122,25 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn invocation<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
+    /// Appends what `includes/finalize` needs, in the order every finalizing
+    /// script reads it: result TTL, then the done channel, idempotency, task,
+    /// workflow, queue and wake key prefixes (a workflow's members are learned
+    /// inside Redis).
+    fn finalize_args(&self, inv: &mut ScriptInvocation<'_>) {
         let k = self.keys;
-        let mut inv = script.prepare_invoke();
-        inv.key(k.events())
-            .key(k.seq())
-            .arg(self.now_ms)
-            .arg(self.result_ttl_ms)
-            .arg(self.events_maxlen)
-            .arg(k.task_prefix())
-            .arg(k.queue_prefix())
-            .arg(k.delayed_prefix())
-            .arg(k.wake_prefix())
-            .arg(k.workflow_prefix())
+        inv.arg(self.result_ttl_ms)
             .arg(k.done_channel_prefix())
-            .arg(k.idempotency_prefix());
-        inv
+            .arg(k.idempotency_prefix())
+            .arg(k.task_prefix())
+            .arg(k.workflow_prefix())
+            .arg(k.queue_prefix())
+            .arg(k.wake_prefix());
     }
+}
+
+/// Maps a script's reply code (no name attached).
+fn code(c: i64) -> Result<i64> {
+    QueueError::from_script_code(c, "")
 }
 
 /// A task as `enqueue` and `workflow` write it.
@@ -78,10 +151,18 @@ pub struct TaskSpec<'a> {
     pub name: &'a str,
     /// Queue name.
     pub queue: &'a str,
-    /// The record's fields as a JSON object of strings.
-    pub record_json: String,
-    /// Options given with the task, JSON.
+    /// The record's fields other than those the script writes from its own
+    /// arguments (id, name, queue, status, priority, options, counters,
+    /// created_at), as field/value pairs written as they are (Lua decodes no JSON
+    /// for them); registration defaults may then override `max_retries` and
+    /// `expires_at`.
+    pub fields: Vec<(&'static str, String)>,
+    /// Options given with the task, JSON (merged with registration defaults in Lua).
     pub options_json: String,
+    /// Priority from the given options, 0 to 9.
+    pub priority: u8,
+    /// The expiry the record's fields carry, ms (0: none).
+    pub expires_at_ms: i64,
     /// Refuse the name unless a worker registered it.
     pub require_registered: bool,
 }
@@ -92,8 +173,6 @@ pub struct EnqueueArgs<'a> {
     pub task: TaskSpec<'a>,
     /// Due time in ms, or 0 for now.
     pub due_ms: i64,
-    /// Revoke if not started by then (ms), or 0.
-    pub expires_at_ms: i64,
     /// Parent task id.
     pub parent: Option<&'a str>,
     /// Idempotency key.
@@ -116,7 +195,7 @@ pub async fn enqueue(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &EnqueueA
     let k = ctx.keys;
     let t = &a.task;
     let task_key = k.task(t.id);
-    let mut inv = ctx.invocation(&ENQUEUE);
+    let mut inv = ENQUEUE.prepare_invoke();
     inv.key(&task_key)
         .key(k.queue(t.queue))
         .key(k.delayed(t.queue))
@@ -124,26 +203,31 @@ pub async fn enqueue(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &EnqueueA
         .key(k.queues())
         .key(k.task_names())
         .key(k.task_defaults())
+        .key(k.seq())
+        .key(k.events())
         .key(a.parent.map_or_else(|| task_key.clone(), |p| k.task(p)))
         .key(a.idempotency_key.map_or_else(|| task_key.clone(), |i| k.idempotency(i)))
         .arg(t.id)
-        .arg(&t.record_json)
-        .arg(&t.options_json)
-        .arg(a.due_ms)
-        .arg(a.expires_at_ms)
-        .arg(flag(t.require_registered))
-        .arg(flag(a.parent.is_some()))
-        .arg(flag(a.idempotency_key.is_some()))
         .arg(t.name)
         .arg(t.queue)
-        .arg(a.idempotency_key.unwrap_or(""));
-    let (code, id): (i64, String) = inv.invoke_async(conn).await?;
-    match code {
+        .arg(ctx.now_ms)
+        .arg(a.due_ms)
+        .arg(ctx.events_maxlen)
+        .arg(flag(t.require_registered))
+        .arg(flag(a.parent.is_some()))
+        .arg(a.idempotency_key.unwrap_or(""))
+        .arg(k.task_prefix())
+        .arg(&t.options_json)
+        .arg(u32::from(t.priority))
+        .arg(t.expires_at_ms);
+    for (field, value) in &t.fields {
+        inv.arg(*field).arg(value);
+    }
+    let (c, detail): (i64, String) = inv.invoke_async(conn).await?;
+    match QueueError::from_script_code(c, &detail)? {
         1 => Ok(Enqueued::Ready),
         2 => Ok(Enqueued::Delayed),
-        3 => Ok(Enqueued::Existing(id)),
-        -1 => Err(QueueError::UnknownTaskName(t.name.to_owned())),
-        -2 => Err(QueueError::DuplicateTask),
+        3 => Ok(Enqueued::Existing(detail)),
         c => Err(QueueError::UnexpectedReply(c)),
     }
 }
@@ -167,17 +251,20 @@ pub async fn claim(
     token_base: &str,
 ) -> Result<(i64, Vec<ClaimedRow>)> {
     let k = ctx.keys;
-    let mut inv = ctx.invocation(&CLAIM);
-    inv.key(k.leases()).key(k.rate_limits());
+    let mut inv = CLAIM.prepare_invoke();
+    inv.key(k.leases()).key(k.rate_limits()).key(k.seq()).key(k.events());
     for q in queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
-    inv.arg(max)
+    inv.arg(ctx.now_ms)
+        .arg(max)
         .arg(lease_ms)
         .arg(worker)
         .arg(token_base)
         .arg(PROMOTE_LIMIT)
-        .arg(k.rate_log_prefix());
+        .arg(k.rate_log_prefix())
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
     Ok(inv.invoke_async(conn).await?)
 }
 
@@ -189,8 +276,11 @@ pub async fn heartbeat(
     lease_ms: u64,
     held: &[(String, String)],
 ) -> Result<(Vec<String>, Vec<String>)> {
-    let mut inv = ctx.invocation(&HEARTBEAT);
-    inv.key(ctx.keys.leases()).arg(lease_ms);
+    let mut inv = HEARTBEAT.prepare_invoke();
+    inv.key(ctx.keys.leases())
+        .arg(ctx.now_ms)
+        .arg(lease_ms)
+        .arg(ctx.keys.task_prefix());
     for (id, token) in held {
         inv.arg(id).arg(token);
     }
@@ -205,13 +295,19 @@ pub async fn complete(
     token: &str,
     result_json: &str,
 ) -> Result<()> {
-    let mut inv = ctx.invocation(&COMPLETE);
-    inv.key(ctx.keys.task(id))
-        .key(ctx.keys.leases())
+    let k = ctx.keys;
+    let mut inv = COMPLETE.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.leases())
+        .key(k.events())
+        .key(k.seq())
         .arg(id)
         .arg(token)
-        .arg(result_json);
-    QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
+        .arg(result_json)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 /// What `fail` needs to know.
@@ -233,17 +329,22 @@ pub struct FailArgs<'a> {
 /// Runs `fail.lua`: returns true when a retry was scheduled.
 pub async fn fail(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &FailArgs<'_>) -> Result<bool> {
     let k = ctx.keys;
-    let mut inv = ctx.invocation(&FAIL);
+    let mut inv = FAIL.prepare_invoke();
     inv.key(k.task(a.id))
         .key(k.leases())
         .key(k.delayed(a.queue))
         .key(k.wake(a.queue))
+        .key(k.events())
+        .key(k.seq())
         .arg(a.id)
         .arg(a.token)
         .arg(a.error_json)
         .arg(a.traceback)
-        .arg(a.retry_at_ms.unwrap_or(-1));
-    QueueError::from_script_code(inv.invoke_async(conn).await?).map(|c| c == 2)
+        .arg(a.retry_at_ms.unwrap_or(-1))
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
+    code(inv.invoke_async(conn).await?).map(|c| c == 2)
 }
 
 /// Most times a task is handed back by workers that do not have it before it
@@ -253,15 +354,22 @@ const MAX_HANDBACKS: u32 = 300;
 /// Runs `release.lua`: hand a claimed task back, to its queue's front, or to its
 /// delayed set until `due_ms` (when not 0).
 pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str, due_ms: i64) -> Result<()> {
-    let mut inv = ctx.invocation(&RELEASE);
-    inv.key(ctx.keys.task(id))
-        .key(ctx.keys.leases())
+    let k = ctx.keys;
+    let mut inv = RELEASE.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.leases())
+        .key(k.events())
+        .key(k.seq())
         .arg(id)
         .arg(token)
         .arg(due_ms)
         .arg(MAX_HANDBACKS)
-        .arg(ctx.keys.rate_log_prefix());
-    QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
+        .arg(k.rate_log_prefix())
+        .arg(k.delayed_prefix())
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 /// Runs `reap.lua`: returns (requeued, dead-lettered).
@@ -271,34 +379,65 @@ pub async fn reap(
     limit: usize,
     max_lost_deliveries: u32,
 ) -> Result<(u64, u64)> {
-    let mut inv = ctx.invocation(&REAP);
-    inv.key(ctx.keys.leases())
-        .key(ctx.keys.dead_letter())
+    let k = ctx.keys;
+    let mut inv = REAP.prepare_invoke();
+    inv.key(k.leases())
+        .key(k.dead_letter())
+        .key(k.events())
+        .key(k.seq())
+        .arg(ctx.now_ms)
         .arg(limit)
-        .arg(max_lost_deliveries);
+        .arg(max_lost_deliveries)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
     Ok(inv.invoke_async(conn).await?)
 }
 
 /// Runs `cancel.lua`: returns true when the task was revoked at once, false
 /// when it is running and its worker was asked to stop.
 pub async fn cancel(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<bool> {
-    let mut inv = ctx.invocation(&CANCEL);
-    inv.key(ctx.keys.task(id)).arg(id).arg(ctx.keys.cancel_channel());
-    final_code(inv.invoke_async(conn).await?).map(|c| c == 1)
+    let k = ctx.keys;
+    let mut inv = CANCEL.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.events())
+        .key(k.seq())
+        .arg(id)
+        .arg(k.cancel_channel())
+        .arg(k.delayed_prefix())
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
+    code(inv.invoke_async(conn).await?).map(|c| c == 1)
 }
 
 /// Runs `resubmit.lua`.
 pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
-    let mut inv = ctx.invocation(&RESUBMIT);
-    inv.key(ctx.keys.task(id)).key(ctx.keys.dead_letter()).arg(id);
-    final_code(inv.invoke_async(conn).await?).map(drop)
+    let k = ctx.keys;
+    let mut inv = RESUBMIT.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.dead_letter())
+        .key(k.events())
+        .key(k.seq())
+        .arg(id)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen)
+        .arg(k.workflow_prefix())
+        .arg(k.idempotency_prefix())
+        .arg(k.queue_prefix())
+        .arg(k.wake_prefix());
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 /// Runs `forget.lua`.
 pub async fn forget(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
-    let mut inv = ctx.invocation(&FORGET);
-    inv.key(ctx.keys.task(id)).arg(id);
-    final_code(inv.invoke_async(conn).await?).map(drop)
+    let k = ctx.keys;
+    let mut inv = FORGET.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.events())
+        .arg(id)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 /// Runs `progress.lua`.
@@ -309,9 +448,16 @@ pub async fn progress(
     token: &str,
     progress_json: &str,
 ) -> Result<()> {
-    let mut inv = ctx.invocation(&PROGRESS);
-    inv.key(ctx.keys.task(id)).arg(id).arg(token).arg(progress_json);
-    QueueError::from_script_code(inv.invoke_async(conn).await?).map(drop)
+    let k = ctx.keys;
+    let mut inv = PROGRESS.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.events())
+        .arg(id)
+        .arg(token)
+        .arg(progress_json)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 /// Runs `workflow.lua`: `tasks` are the header tasks in order, then the callback if any.
@@ -324,36 +470,98 @@ pub async fn workflow(
     has_callback: bool,
 ) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = ctx.invocation(&WORKFLOW);
+    let mut inv = WORKFLOW.prepare_invoke();
     inv.key(k.workflow(id))
         .key(k.queues())
         .key(k.task_names())
-        .key(k.task_defaults());
+        .key(k.task_defaults())
+        .key(k.seq())
+        .key(k.events());
     for t in tasks {
-        inv.key(k.task(t.id));
+        inv.key(k.task(t.id)).key(k.queue(t.queue)).key(k.wake(t.queue));
     }
     let header = tasks.len() - usize::from(has_callback);
-    inv.arg(id).arg(kind).arg(header).arg(flag(has_callback));
+    inv.arg(id)
+        .arg(kind)
+        .arg(header)
+        .arg(flag(has_callback))
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen);
     for t in tasks {
         inv.arg(t.id)
-            .arg(&t.record_json)
-            .arg(&t.options_json)
             .arg(t.name)
             .arg(t.queue)
-            .arg(flag(t.require_registered));
+            .arg(flag(t.require_registered))
+            .arg(&t.options_json)
+            .arg(u32::from(t.priority))
+            .arg(t.expires_at_ms)
+            .arg(t.fields.len() * 2);
+        for (field, value) in &t.fields {
+            inv.arg(*field).arg(value);
+        }
     }
-    let (code, name): (i64, String) = inv.invoke_async(conn).await?;
-    match code {
-        1 => Ok(()),
-        -1 => Err(QueueError::UnknownTaskName(name)),
-        c => Err(QueueError::UnexpectedReply(c)),
-    }
+    let (c, name): (i64, String) = inv.invoke_async(conn).await?;
+    QueueError::from_script_code(c, &name).map(drop)
 }
 
-/// Maps the codes of the control scripts (`-4`: the task is in the wrong state).
-fn final_code(code: i64) -> Result<i64> {
-    match code {
-        -4 => Err(QueueError::Conflict),
-        c => QueueError::from_script_code(c),
+#[cfg(test)]
+mod tests {
+    use super::{INCLUDES, SOURCES, expand, include_marker};
+
+    #[test]
+    fn every_script_expands_with_no_marker_left_and_its_own_lines_in_order() {
+        for (name, source) in SOURCES {
+            let expanded = expand(source);
+            assert!(
+                !expanded.lines().any(|l| include_marker(l).is_some()),
+                "{name}: a marker is left"
+            );
+            // The script's own lines appear in order: Redis' line numbers of an
+            // error point at them, shifted only by the pieces included before.
+            let mut rest = expanded.as_str();
+            for line in source.lines().filter(|l| include_marker(l).is_none()) {
+                let at = rest
+                    .find(&format!("{line}\n"))
+                    .unwrap_or_else(|| panic!("{name}: line {line:?} missing or out of order"));
+                rest = &rest[at + line.len() + 1..];
+            }
+            // Its header stays on line 1.
+            assert_eq!(expanded.lines().next(), source.lines().next(), "{name}");
+        }
+    }
+
+    #[test]
+    fn each_piece_is_included_once_after_its_own_includes() {
+        let expanded = expand(SOURCES.iter().find(|(n, _)| *n == "claim").unwrap().1);
+        for (name, body) in INCLUDES {
+            let first_line = body.lines().next().unwrap();
+            let count = expanded.matches(first_line).count();
+            if [
+                "includes/finalize",
+                "includes/emit",
+                "includes/ready",
+                "includes/status",
+            ]
+            .contains(name)
+            {
+                assert_eq!(count, 1, "{name} in claim");
+            }
+        }
+        let at = |piece: &str| expanded.find(piece).unwrap_or_else(|| panic!("{piece} missing"));
+        assert!(at("local function emit(") < at("local function finish_workflow("));
+        assert!(at("local finalize\n") < at("local function revoke_waiting_chain("));
+        assert!(at("local function advance_workflow(") < at("finalize = function("));
+    }
+
+    #[test]
+    fn every_include_is_used_by_some_script() {
+        for (name, _) in INCLUDES {
+            assert!(
+                SOURCES
+                    .iter()
+                    .any(|(_, s)| expand(s).contains(&format!("-- >> {name}\n"))),
+                "{name} is never included"
+            );
+        }
     }
 }

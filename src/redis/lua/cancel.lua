@@ -1,20 +1,30 @@
 --[[ cancel: a task that has not started (queued, delayed, retrying, held by a
   workflow) ends REVOKED and never runs; a running task is marked and its worker
   told (pub/sub now, its next heartbeat as a fallback); it ends REVOKED when it stops.
-  KEYS[3] task HASH
-  ARGV[A+1] task id   ARGV[A+2] cancel channel
+  KEYS[1] task HASH   KEYS[2] events STREAM   KEYS[3] seq STRING
+  ARGV[1] task id     ARGV[2] cancel channel  ARGV[3] delayed key prefix (the task's
+  queue is learned here)  ARGV[4] now ms   ARGV[5] events MAXLEN   ARGV[6] result TTL ms,
+  then key prefixes: ARGV[7] done channel   ARGV[8] idempotency   ARGV[9] task
+  ARGV[10] workflow   ARGV[11] queue   ARGV[12] wake
   Returns: 1 revoked | 2 cancellation requested (running) | -1 no such task | -4 already final ]]
-local id = ARGV[A + 1]
-local f = rcall('HMGET', KEYS[3], 'status', 'queue')
-if not f[1] then return -1 end
-if FINAL[f[1]] then return -4 end
+local rcall = redis.call
+local task_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3]
+local id, cancel_channel, delayed_prefix, now, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local ttl, done_prefix, idem_prefix, task_prefix = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local workflow_prefix, queue_prefix, wake_prefix = ARGV[10], ARGV[11], ARGV[12]
+--- @include "includes/codes"
+--- @include "includes/finalize"
+
+local f = rcall('HMGET', task_key, 'status', 'queue', 'idempotency_key', 'workflow')
+if not f[1] then return NO_SUCH_TASK end
+if FINAL[f[1]] then return WRONG_STATE end
 if f[1] == 'STARTED' then
-  rcall('HSET', KEYS[3], 'cancel_requested', ctx.now)
-  rcall('PUBLISH', ARGV[A + 2], id)
+  rcall('HSET', task_key, 'cancel_requested', now)
+  rcall('PUBLISH', cancel_channel, id)
   emit('cancel_requested', id, f[2], 'STARTED')
   return 2
 end
-rcall('ZREM', ctx.queue .. f[2], id)
-rcall('ZREM', ctx.delayed .. f[2], id)
-finalize(id, KEYS[3], 'REVOKED', revoked_result('cancelled'), nil, f[2], 'revoked')
+rcall('ZREM', queue_prefix .. f[2], id)
+rcall('ZREM', delayed_prefix .. f[2], id)
+finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), f[2], 'revoked', f[3], f[4])
 return 1

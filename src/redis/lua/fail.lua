@@ -1,31 +1,44 @@
 --[[ fail: STARTED → RETRY (delayed until retry_at) or → FAILURE (REVOKED when a
   cancellation was requested), only with the lease. The executor decides between
   retry and failure; the retry policy lives in Rust.
-  KEYS[3] task HASH   KEYS[4] leases ZSET   KEYS[5] delayed ZSET   KEYS[6] wake ZSET
-  ARGV[A+1] task id   ARGV[A+2] lease token   ARGV[A+3] error JSON (the result)
-  ARGV[A+4] traceback   ARGV[A+5] retry at ms, or -1 for a final failure
+  KEYS[1] task HASH   KEYS[2] leases ZSET   KEYS[3] delayed ZSET   KEYS[4] wake ZSET
+  KEYS[5] events STREAM   KEYS[6] seq STRING
+  ARGV[1] task id     ARGV[2] lease token   ARGV[3] error JSON (the result)
+  ARGV[4] traceback   ARGV[5] retry at ms, or -1 for a final failure
+  ARGV[6] now ms      ARGV[7] events MAXLEN   ARGV[8] result TTL ms, then key prefixes
+  (workflow members are learned here): ARGV[9] done channel   ARGV[10] idempotency
+  ARGV[11] task   ARGV[12] workflow   ARGV[13] queue   ARGV[14] wake
   Returns: 1 failed | 2 retry scheduled | -1 no such task | -2 not running | -3 lease lost ]]
-local id, retry_at = ARGV[A + 1], tonumber(ARGV[A + 5])
-local f = rcall('HMGET', KEYS[3], 'status', 'lease', 'queue', 'attempts', 'errors', 'cancel_requested')
-if not f[1] then return -1 end
-if f[1] ~= 'STARTED' then return -2 end
-if f[2] ~= ARGV[A + 2] then return -3 end
+local rcall = redis.call
+local task_key, leases_key, delayed_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events_key, seq_key = KEYS[5], KEYS[6]
+local id, token, error_json, traceback = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local retry_at, now, maxlen, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local done_prefix, idem_prefix, task_prefix, workflow_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local queue_prefix, wake_prefix = ARGV[13], ARGV[14]
+--- @include "includes/lease_guard"
+--- @include "includes/finalize"
+
+local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'attempts', 'errors', 'cancel_requested',
+  'idempotency_key', 'workflow')
+local refusal = lease_refusal(f[1], f[2], token)
+if refusal then return refusal end
 local errors = cjson.decode(f[5] or '[]')
-errors[#errors + 1] = { attempt = tonumber(f[4]), error = cjson.decode(ARGV[A + 3]), at = ctx.now }
-rcall('HSET', KEYS[3], 'errors', cjson.encode(errors), 'traceback', ARGV[A + 4])
-rcall('HDEL', KEYS[3], 'lease')
-rcall('ZREM', KEYS[4], id)
+errors[#errors + 1] = { attempt = tonumber(f[4]), error = cjson.decode(error_json), at = now }
+rcall('HSET', task_key, 'errors', cjson.encode(errors), 'traceback', traceback)
+rcall('HDEL', task_key, 'lease')
+rcall('ZREM', leases_key, id)
 if f[6] then
-  finalize(id, KEYS[3], 'REVOKED', revoked_result('cancelled'), nil, f[3], 'revoked')
+  finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), f[3], 'revoked', f[7], f[8])
   return 1
 end
 if retry_at >= 0 then
-  rcall('HSET', KEYS[3], 'status', 'RETRY', 'eta', retry_at)
-  rcall('HINCRBY', KEYS[3], 'retries', 1)
-  rcall('ZADD', KEYS[5], retry_at, id)
-  rcall('ZADD', KEYS[6], 0, 'w')
+  rcall('HSET', task_key, 'status', 'RETRY', 'eta', retry_at)
+  rcall('HINCRBY', task_key, 'retries', 1)
+  rcall('ZADD', delayed_key, retry_at, id)
+  rcall('ZADD', wake_key, 0, 'w')
   emit('retry', id, f[3], 'RETRY')
   return 2
 end
-finalize(id, KEYS[3], 'FAILURE', ARGV[A + 3], nil, f[3], 'failed')
+finalize(id, task_key, 'FAILURE', error_json, f[3], 'failed', f[7], f[8])
 return 1

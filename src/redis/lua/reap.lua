@@ -2,32 +2,42 @@
   front of their queue, or give up on them after too many lost deliveries
   (FAILURE + dead-letter list). Any process may run it; it only touches leases
   that are past their deadline.
-  KEYS[3] leases ZSET   KEYS[4] dead-letter LIST
-  ARGV[A+1] max tasks per call   ARGV[A+2] lost deliveries before giving up
+  KEYS[1] leases ZSET   KEYS[2] dead-letter LIST   KEYS[3] events STREAM   KEYS[4] seq STRING
+  ARGV[1] now ms        ARGV[2] max tasks per call ARGV[3] lost deliveries before giving up
+  ARGV[4] events MAXLEN (also the dead-letter cap)  ARGV[5] result TTL ms, then key
+  prefixes (tasks are learned here): ARGV[6] done channel   ARGV[7] idempotency
+  ARGV[8] task   ARGV[9] workflow   ARGV[10] queue   ARGV[11] wake
   Returns: { requeued, dead } ]]
-local expired = rcall('ZRANGEBYSCORE', KEYS[3], '-inf', ctx.now, 'LIMIT', 0, tonumber(ARGV[A + 1]))
+local rcall = redis.call
+local leases_key, dead_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, limit, max_lost, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local ttl, done_prefix, idem_prefix, task_prefix = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local workflow_prefix, queue_prefix, wake_prefix = ARGV[9], ARGV[10], ARGV[11]
+--- @include "includes/finalize"
+
+local expired = rcall('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
-  rcall('ZREM', KEYS[3], id)
-  local key = ctx.task .. id
-  local f = rcall('HMGET', key, 'status', 'queue', 'priority', 'cancel_requested')
+  rcall('ZREM', leases_key, id)
+  local key = task_prefix .. id
+  local f = rcall('HMGET', key, 'status', 'queue', 'priority', 'cancel_requested', 'idempotency_key', 'workflow')
   if f[1] == 'STARTED' then
     rcall('HDEL', key, 'lease')
     local lost = rcall('HINCRBY', key, 'lost_deliveries', 1)
     if f[4] then
-      finalize(id, key, 'REVOKED', revoked_result('cancelled'), nil, f[2], 'revoked')
-    elseif lost > tonumber(ARGV[A + 2]) then
+      finalize(id, key, 'REVOKED', revoked_result('cancelled'), f[2], 'revoked', f[5], f[6])
+    elseif lost > max_lost then
       local err = cjson.encode({ exc_type = 'WorkerLostError',
         exc_message = 'the worker running this task was lost ' .. lost .. ' times' })
-      finalize(id, key, 'FAILURE', err, 'WorkerLostError: lease expired ' .. lost .. ' times without a heartbeat',
-        f[2], 'dead')
-      rcall('RPUSH', KEYS[4], id)
+      rcall('HSET', key, 'traceback', 'WorkerLostError: lease expired ' .. lost .. ' times without a heartbeat')
+      finalize(id, key, 'FAILURE', err, f[2], 'dead', f[5], f[6])
+      rcall('RPUSH', dead_key, id)
       -- Capped like the events stream: the newest dead letters are kept.
-      rcall('LTRIM', KEYS[4], -tonumber(ctx.maxlen), -1)
+      rcall('LTRIM', dead_key, -tonumber(maxlen), -1)
       dead = dead + 1
     else
       rcall('HSET', key, 'status', 'PENDING')
-      make_ready(id, f[2], f[3], true)
+      make_ready(id, queue_prefix .. f[2], wake_prefix .. f[2], f[3], true)
       emit('requeued', id, f[2], 'PENDING')
       requeued = requeued + 1
     end

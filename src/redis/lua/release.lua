@@ -4,35 +4,49 @@
   taken out of its rate-limit window. A task whose cancellation was requested
   ends REVOKED instead; one handed back more than the allowed number of times
   ends FAILURE (no worker of its queue has it).
-  KEYS[3] task HASH   KEYS[4] leases ZSET
-  ARGV[A+1] task id   ARGV[A+2] lease token   ARGV[A+3] due ms (0: now, at the front)
-  ARGV[A+4] most hand-backs with a due time   ARGV[A+5] rate-limit log key prefix
+  KEYS[1] task HASH   KEYS[2] leases ZSET   KEYS[3] events STREAM   KEYS[4] seq STRING
+  ARGV[1] task id     ARGV[2] lease token   ARGV[3] due ms (0: now, at the front)
+  ARGV[4] most hand-backs with a due time   ARGV[5] rate-limit log key prefix
+  ARGV[6] delayed key prefix (the task's queue is learned here)
+  ARGV[7] now ms      ARGV[8] events MAXLEN ARGV[9] result TTL ms, then key prefixes:
+  ARGV[10] done channel   ARGV[11] idempotency   ARGV[12] task   ARGV[13] workflow
+  ARGV[14] queue   ARGV[15] wake
   Returns: 1 released | 2 failed: handed back too often | -1 no such task | -2 not running | -3 lease lost ]]
-local id, due = ARGV[A + 1], tonumber(ARGV[A + 3])
-local f = rcall('HMGET', KEYS[3], 'status', 'lease', 'queue', 'priority', 'cancel_requested', 'name')
-if not f[1] then return -1 end
-if f[1] ~= 'STARTED' then return -2 end
-if f[2] ~= ARGV[A + 2] then return -3 end
-rcall('ZREM', KEYS[4], id)
-rcall('ZREM', ARGV[A + 5] .. f[6], ARGV[A + 2])
-rcall('HINCRBY', KEYS[3], 'attempts', -1)
+local rcall = redis.call
+local task_key, leases_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, token, due, max_handbacks = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate_prefix, delayed_prefix, now, maxlen = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
+--- @include "includes/lease_guard"
+--- @include "includes/finalize"
+
+local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'priority', 'cancel_requested', 'name',
+  'idempotency_key', 'workflow')
+local refusal = lease_refusal(f[1], f[2], token)
+if refusal then return refusal end
+local queue = f[3]
+rcall('ZREM', leases_key, id)
+rcall('ZREM', rate_prefix .. f[6], token)
+rcall('HINCRBY', task_key, 'attempts', -1)
 if f[5] then
-  finalize(id, KEYS[3], 'REVOKED', revoked_result('cancelled'), nil, f[3], 'revoked')
+  finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), queue, 'revoked', f[7], f[8])
   return 1
 end
-if due > ctx.now and rcall('HINCRBY', KEYS[3], 'handbacks', 1) > tonumber(ARGV[A + 4]) then
+if due > now and rcall('HINCRBY', task_key, 'handbacks', 1) > max_handbacks then
   local err = cjson.encode({ exc_type = 'NotRegistered',
-    exc_message = 'no worker consuming queue ' .. f[3] .. ' has task ' .. f[6] })
-  finalize(id, KEYS[3], 'FAILURE', err, 'NotRegistered: handed back ' .. ARGV[A + 4] .. ' times', f[3], 'failed')
+    exc_message = 'no worker consuming queue ' .. queue .. ' has task ' .. f[6] })
+  rcall('HSET', task_key, 'traceback', 'NotRegistered: handed back ' .. max_handbacks .. ' times')
+  finalize(id, task_key, 'FAILURE', err, queue, 'failed', f[7], f[8])
   return 2
 end
-rcall('HSET', KEYS[3], 'status', 'PENDING')
-rcall('HDEL', KEYS[3], 'lease')
-if due > ctx.now then
-  rcall('ZADD', ctx.delayed .. f[3], due, id)
-  rcall('ZADD', ctx.wake .. f[3], 0, 'w')
+rcall('HSET', task_key, 'status', 'PENDING')
+rcall('HDEL', task_key, 'lease')
+if due > now then
+  rcall('ZADD', delayed_prefix .. queue, due, id)
+  rcall('ZADD', wake_prefix .. queue, 0, 'w')
 else
-  make_ready(id, f[3], f[4], true)
+  make_ready(id, queue_prefix .. queue, wake_prefix .. queue, f[4], true)
 end
-emit('released', id, f[3], 'PENDING')
+emit('released', id, queue, 'PENDING')
 return 1

@@ -1,0 +1,24 @@
+--[[ finalize: moves a task to a final state: record, expiry (with its idempotency
+  key), one event, a wake-up of waiting clients, and its workflow's next step.
+  Uses the script's locals: rcall, now, ttl (ms), done_prefix, idem_prefix, and
+  those of includes/emit, includes/ready and includes/workflow_advance. ]]
+--- @include "includes/status"
+--- @include "includes/emit"
+--- @include "includes/ready"
+
+-- Declared before the workflow piece, which revokes held steps through it.
+local finalize
+--- @include "includes/workflow_advance"
+
+-- `idem` and `wid` are the task's idempotency_key and workflow fields (nil when
+-- unset), read by the caller with the rest of its record; a workflow revoking its
+-- own held steps passes no `wid`, so it is not advanced twice.
+finalize = function(id, key, status, result, queue, event, idem, wid)
+  rcall('HSET', key, 'status', status, 'result', result or 'null', 'finished_at', now)
+  rcall('HDEL', key, 'lease', 'waiting')
+  rcall('PEXPIRE', key, ttl)
+  if idem then rcall('PEXPIRE', idem_prefix .. idem, ttl) end
+  emit(event, id, queue, status)
+  rcall('PUBLISH', done_prefix .. id, status)
+  if wid then advance_workflow(id, key, wid, status, result) end
+end
