@@ -5,6 +5,8 @@ mod api;
 mod engine;
 mod faults;
 mod helpers;
+mod redis_topologies;
 mod semantics;
+mod topology_helpers;
 mod worker;
 mod workflows;
