@@ -110,9 +110,11 @@ impl Topology {
             "redis+sentinel" => {
                 let mut parts = path.trim_end_matches('/').splitn(2, '/');
                 let master = parts.next().filter(|m| !m.is_empty());
-                let master = master.ok_or_else(|| fail("name the primary: redis+sentinel://host:26379/<master-name>"))?;
+                let master =
+                    master.ok_or_else(|| fail("name the primary: redis+sentinel://host:26379/<master-name>"))?;
                 let db = parts.next().unwrap_or("0");
-                db.parse::<u16>().map_err(|_| fail("the database after the master name must be a number"))?;
+                db.parse::<u16>()
+                    .map_err(|_| fail("the database after the master name must be a number"))?;
                 let primary = format!("redis://{userinfo}sentinel-resolved/{db}");
                 check(&primary)?;
                 let sentinels: Vec<String> = hosts(Some(26379))?.iter().map(|h| format!("redis://{h}")).collect();
@@ -175,7 +177,10 @@ impl RedisConfig {
         let topology = self.topology()?;
         validate_name("namespace", &self.namespace)?;
         if self.client_cert.is_some() != self.client_key.is_some() {
-            return Err(invalid("client certificate", "give both the certificate and its key, or neither"));
+            return Err(invalid(
+                "client certificate",
+                "give both the certificate and its key, or neither",
+            ));
         }
         let files = [&self.ca_file, &self.client_cert, &self.client_key];
         if files.iter().any(|f| f.is_some()) && !topology.uses_tls() {

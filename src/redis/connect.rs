@@ -83,19 +83,28 @@ enum Kind {
 impl Target {
     fn new(cfg: &RedisConfig) -> Result<Self> {
         let topology = cfg.topology().map_err(|e| {
-            RedisError::from((redis::ErrorKind::InvalidClientConfig, "invalid broker URL", e.to_string()))
+            RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "invalid broker URL",
+                e.to_string(),
+            ))
         })?;
         let certs = tls_certificates(cfg)?;
         let kind = match topology {
             Topology::Standalone(url) => Kind::Standalone(node_client(&url, &certs)?.get_connection_info().clone()),
             Topology::Sentinel(spec) => {
                 let primary = spec.primary.as_str().into_connection_info()?;
-                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(primary.redis_settings().clone());
-                let client = SentinelClient::build(spec.sentinels, spec.master, Some(node), SentinelServerType::Master)?;
+                let node =
+                    SentinelNodeConnectionInfo::default().set_redis_connection_info(primary.redis_settings().clone());
+                let client =
+                    SentinelClient::build(spec.sentinels, spec.master, Some(node), SentinelServerType::Master)?;
                 Kind::Sentinel(Arc::new(tokio::sync::Mutex::new(client)))
             }
             Topology::Cluster(nodes) => Kind::Cluster {
-                clients: nodes.iter().map(|n| node_client(n, &certs)).collect::<RedisResult<_>>()?,
+                clients: nodes
+                    .iter()
+                    .map(|n| node_client(n, &certs))
+                    .collect::<RedisResult<_>>()?,
                 nodes,
                 certs,
             },
@@ -112,7 +121,15 @@ impl Target {
             Kind::Standalone(info) => Ok(info.clone()),
             Kind::Sentinel(sentinel) => {
                 let ask = async { sentinel.lock().await.async_get_client().await };
-                let client = bounded(self.connect_timeout, ask).await?;
+                let client = bounded(self.connect_timeout, ask).await.map_err(|e| {
+                    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+                        return e;
+                    }
+                    // Mid-failover the sentinels name no usable primary for a
+                    // while: that is Redis being unavailable (a 503), not a bug.
+                    let reason = format!("no primary from the sentinels: {e}");
+                    std::io::Error::new(std::io::ErrorKind::NotConnected, reason).into()
+                })?;
                 Ok(client.get_connection_info().clone())
             }
             Kind::Cluster { .. } => Err(RedisError::from((
@@ -322,8 +339,14 @@ impl Shared {
         .await
     }
 
-    fn observe<T>(&self, generation: u64, result: &RedisResult<T>) {
+    /// Counts the failures of one command (or pipeline, whose replies are `values`).
+    /// Server errors arrive as values: redis-rs turns them into errors later.
+    fn observe(&self, generation: u64, result: Result<&[redis::Value], &RedisError>) {
         match result {
+            Ok(values) if values.iter().any(is_replica_reply) => {
+                let e = RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly), "READONLY"));
+                self.drop_connection(generation, &e);
+            }
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
             Err(e) if is_replica_answer(e) => self.drop_connection(generation, e),
             Err(e) if is_connection_trouble(e) => {
@@ -362,6 +385,12 @@ fn is_replica_answer(e: &RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) || e.to_string().contains("READONLY")
 }
 
+/// A reply from a replica to a write (a script's write included).
+fn is_replica_reply(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(e)
+        if e.kind() == Some(redis::ServerErrorKind::ReadOnly) || e.code() == "READONLY")
+}
+
 /// One operation's view of the shared connection; reports failures so that a
 /// connection that keeps failing is replaced.
 pub struct TrackedConnection {
@@ -384,7 +413,8 @@ impl ConnectionLike for TrackedConnection {
             let (generation, conn) = self.conn().await?;
             let result = conn.req_packed_command(cmd).await;
             let generation = *generation;
-            self.shared.observe(generation, &result);
+            self.shared
+                .observe(generation, result.as_ref().map(std::slice::from_ref));
             result
         })
     }
@@ -399,7 +429,7 @@ impl ConnectionLike for TrackedConnection {
             let (generation, conn) = self.conn().await?;
             let result = conn.req_packed_commands(cmd, offset, count).await;
             let generation = *generation;
-            self.shared.observe(generation, &result);
+            self.shared.observe(generation, result.as_ref().map(Vec::as_slice));
             result
         })
     }
@@ -438,7 +468,11 @@ impl PubSubClient {
                 }
                 Err(failure.expect("a cluster URL names at least one node"))
             }
-            _ => redis::Client::open(self.target.primary().await?)?.get_async_pubsub().await,
+            _ => {
+                redis::Client::open(self.target.primary().await?)?
+                    .get_async_pubsub()
+                    .await
+            }
         }
     }
 }
@@ -470,7 +504,9 @@ impl BlockingConnection {
             .set_connection_timeout(Some(self.target.connect_timeout))
             .set_response_timeout(Some(response_timeout));
         let client = redis::Client::open(self.target.primary().await?)?;
-        Ok(Conn::Multiplexed(client.get_multiplexed_async_connection_with_config(&config).await?))
+        Ok(Conn::Multiplexed(
+            client.get_multiplexed_async_connection_with_config(&config).await?,
+        ))
     }
 
     /// Waits until one of the wake markers is set or `timeout` (at most `max_block`) passes.

@@ -229,22 +229,26 @@ impl SentinelSetup {
         };
         // A failover needs the replica in sync and every sentinel knowing the
         // replica and the two other sentinels (hello messages every 2 s).
-        wait_until(Duration::from_secs(20), "replica in sync, sentinels know each other", || {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut s.replica.conn())
-                .unwrap_or_default();
-            info.contains("master_link_status:up")
-                && s.sentinels.iter().all(|sentinel| {
-                    let master: HashMap<String, String> = redis::cmd("SENTINEL")
-                        .arg("MASTER")
-                        .arg(Self::MASTER)
-                        .query(&mut sentinel.conn())
-                        .unwrap_or_default();
-                    master.get("num-other-sentinels").map(String::as_str) == Some("2")
-                        && master.get("num-slaves").map(String::as_str) == Some("1")
-                })
-        });
+        wait_until(
+            Duration::from_secs(20),
+            "replica in sync, sentinels know each other",
+            || {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut s.replica.conn())
+                    .unwrap_or_default();
+                info.contains("master_link_status:up")
+                    && s.sentinels.iter().all(|sentinel| {
+                        let master: HashMap<String, String> = redis::cmd("SENTINEL")
+                            .arg("MASTER")
+                            .arg(Self::MASTER)
+                            .query(&mut sentinel.conn())
+                            .unwrap_or_default();
+                        master.get("num-other-sentinels").map(String::as_str) == Some("2")
+                            && master.get("num-slaves").map(String::as_str) == Some("1")
+                    })
+            },
+        );
         s
     }
 
@@ -279,7 +283,14 @@ impl Cluster {
                 let conf = format!("nodes-{i}.conf");
                 Server::data_node(
                     &dir.0,
-                    &["--cluster-enabled", "yes", "--cluster-config-file", &conf, "--cluster-node-timeout", "2000"],
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &conf,
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
                 )
             })
             .collect();
@@ -296,7 +307,10 @@ impl Cluster {
         let c = Self { nodes, _dir: dir };
         wait_until(Duration::from_secs(20), "cluster_state:ok on every node", || {
             c.nodes.iter().all(|n| {
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut n.conn()).unwrap_or_default();
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.conn())
+                    .unwrap_or_default();
                 info.contains("cluster_state:ok")
             })
         });
@@ -320,10 +334,14 @@ impl Cluster {
             .unwrap()
             .into_iter()
             .map(|range| {
-                let redis::Value::Array(items) = range else { panic!("CLUSTER SLOTS: {range:?}") };
+                let redis::Value::Array(items) = range else {
+                    panic!("CLUSTER SLOTS: {range:?}")
+                };
                 let start: i64 = redis::FromRedisValue::from_redis_value(items[0].clone()).unwrap();
                 let end: i64 = redis::FromRedisValue::from_redis_value(items[1].clone()).unwrap();
-                let redis::Value::Array(node) = &items[2] else { panic!("CLUSTER SLOTS node") };
+                let redis::Value::Array(node) = &items[2] else {
+                    panic!("CLUSTER SLOTS node")
+                };
                 let host: String = redis::FromRedisValue::from_redis_value(node[0].clone()).unwrap();
                 let port: i64 = redis::FromRedisValue::from_redis_value(node[1].clone()).unwrap();
                 (start, end, (host, port))
