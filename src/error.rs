@@ -79,6 +79,7 @@ impl QueueError {
                                 | redis::ServerErrorKind::TryAgain
                         )
                     )
+                    || e.code() == Some("NOREPLICAS") // min-replicas-to-write not met
             }
             _ => false,
         }

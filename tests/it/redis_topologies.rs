@@ -192,6 +192,11 @@ async fn sentinel_failover_keeps_acknowledged_tasks() {
 
     // Every task acknowledged more than 1 s before the kill, and every one after
     // the switch, ends SUCCESS with its result; the rest are counted.
+    // First every acknowledged task final (or gone), then the events are read.
+    for s in sent.iter().filter(|s| s.status == 202) {
+        let wait = api.url(&format!("/tasks/{}?wait=20", s.id.as_deref().unwrap()));
+        api.http.get(wait).send().await.unwrap();
+    }
     let mut new_primary = setup.replica.conn();
     let events_key = celeriac::redis::keys::Keys::new(&ns).events();
     let events: redis::streams::StreamRangeReply = redis::Commands::xrange_all(&mut new_primary, &events_key).unwrap();
@@ -200,12 +205,7 @@ async fn sentinel_failover_keeps_acknowledged_tasks() {
         let id = s.id.as_deref().unwrap();
         let required = s.acked_at + Duration::from_secs(1) < killed_at || s.acked_at > killed_at + switched_after;
         let (status, task) = {
-            let resp = api
-                .http
-                .get(api.url(&format!("/tasks/{id}?wait=20")))
-                .send()
-                .await
-                .unwrap();
+            let resp = api.http.get(api.url(&format!("/tasks/{id}"))).send().await.unwrap();
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or_default())
         };
         if required {
@@ -347,4 +347,16 @@ async fn sentinel_switchover_follows_the_demoted_primary_readonly() {
     let key = celeriac::redis::keys::Keys::new(&ns).task(&id);
     let on_new: bool = redis::cmd("EXISTS").arg(&key).query(&mut setup.replica.conn()).unwrap();
     assert!(on_new, "the task was written to the new primary");
+}
+
+#[tokio::test]
+async fn too_few_replicas_is_a_503() {
+    // `min-replicas-to-write`, the documented way to bound what a failover loses,
+    // refuses writes while no replica keeps up: a retryable 503, not a 500.
+    let dir = Scratch::new();
+    let redis = crate::topology_helpers::Server::data_node(&dir.0, &["--min-replicas-to-write", "1"]);
+    let api = Api::start(&format!("redis://127.0.0.1:{}", redis.port), &unique_ns(), &[]).await;
+    let (status, body) = api.post_task(json!({"name": "add", "args": [1, 2]})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "redis_unavailable");
 }
