@@ -179,7 +179,9 @@ impl Target {
 /// A client of one node, with the configured certificates for `rediss` URLs.
 fn node_client(url: &str, certs: &Option<TlsCertificates>) -> RedisResult<redis::Client> {
     match certs {
-        Some(certs) if url.starts_with("rediss:") => redis::Client::build_with_tls(url, certs.clone()),
+        Some(certs) if url.starts_with("rediss:") || url.starts_with("valkeys:") => {
+            redis::Client::build_with_tls(url, certs.clone())
+        }
         _ => redis::Client::open(url),
     }
 }

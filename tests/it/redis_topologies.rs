@@ -301,6 +301,33 @@ async fn cluster_runs_namespaces_on_different_primaries() {
             "the long poll was not woken: {:?}",
             started.elapsed()
         );
+
+        // A running task's cancellation reaches the worker through pub/sub (the
+        // heartbeat would catch it only after 10 s).
+        let sleeper = api.enqueue(json!({"name": "sleep", "args": {"seconds": 20}})).await;
+        api.wait_until(&sleeper, Duration::from_secs(10), |t| t["status"] == "STARTED")
+            .await;
+        let cancelled = Instant::now();
+        let resp = api
+            .http
+            .post(api.url(&format!("/tasks/{sleeper}/cancel")))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let task = api.wait_task(&sleeper, 20).await;
+        assert_eq!(task["status"], "REVOKED", "{task}");
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            cancelled.elapsed()
+        );
+
+        // The keyless and pipelined reads work over the cluster connection too.
+        for path in ["/readyz", "/queues", "/queues/default"] {
+            let resp = api.http.get(api.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+        }
     }
 }
 
