@@ -387,3 +387,36 @@ async fn too_few_replicas_is_a_503() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "redis_unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_over_mutual_tls() {
+    let dir = Scratch::new();
+    let pki = Pki::generate(&dir.0);
+    let cluster = tokio::task::block_in_place(|| Cluster::start_with(Some(&pki)));
+    let url = cluster.url();
+    assert!(url.starts_with("rediss-cluster://"), "{url}");
+    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
+    let mutual = [
+        "--redis-ca-file",
+        &ca,
+        "--redis-client-cert",
+        &cert,
+        "--redis-client-key",
+        &key,
+    ];
+    let ns = unique_ns();
+    let api = Api::start(&url, &ns, &mutual).await;
+    let id = api.enqueue(json!({"name": "add", "args": [20, 22]})).await;
+    let poll = {
+        let (http, endpoint) = (api.http.clone(), api.url(&format!("/tasks/{id}?wait=30")));
+        tokio::spawn(async move { http.get(endpoint).send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let _worker = Worker::start(&url, &ns, &mutual).await;
+    let task = poll.await.unwrap();
+    assert_eq!(task["status"], "SUCCESS", "{task}");
+    assert_eq!(task["result"], 42);
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}

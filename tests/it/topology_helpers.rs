@@ -37,6 +37,8 @@ impl Drop for Scratch {
 pub struct Server {
     pub port: u16,
     child: Option<Child>,
+    /// Set for TLS-only servers: what `conn()` presents.
+    tls: Option<redis::TlsCertificates>,
 }
 
 impl Server {
@@ -51,6 +53,7 @@ impl Server {
         let s = Self {
             port,
             child: Some(child),
+            tls: None,
         };
         wait_until(Duration::from_secs(10), &format!("port {port} listening"), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -76,10 +79,13 @@ impl Server {
 
     /// A synchronous connection (plain TCP).
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
-            .unwrap()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .unwrap()
+        match &self.tls {
+            Some(certs) => redis::Client::build_with_tls(format!("rediss://127.0.0.1:{}", self.port), certs.clone()),
+            None => redis::Client::open(format!("redis://127.0.0.1:{}", self.port)),
+        }
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap()
     }
 }
 
@@ -165,8 +171,13 @@ impl Pki {
     /// A redis-server that speaks TLS only; with `require_client_cert` it
     /// refuses clients without a certificate signed by the CA.
     pub fn server(&self, dir: &Path, require_client_cert: bool) -> Server {
+        self.server_with(dir, require_client_cert, &[])
+    }
+
+    fn server_with(&self, dir: &Path, require_client_cert: bool, extra: &[&str]) -> Server {
         let port = free_port();
         let mut args = base_args(dir, 0);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
         args.extend([
             "--tls-port".to_owned(),
@@ -180,7 +191,35 @@ impl Pki {
             "--tls-auth-clients".to_owned(),
             if require_client_cert { "yes" } else { "no" }.to_owned(),
         ]);
-        Server::spawn(port, &args)
+        let mut server = Server::spawn(port, &args);
+        server.tls = Some(self.certificates());
+        server
+    }
+
+    /// The CA and the client certificate, as a client presents them.
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        let read = |p: &PathBuf| std::fs::read(p).unwrap();
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: read(&self.client_cert),
+                client_key: read(&self.client_key),
+            }),
+            root_cert: Some(read(&self.ca)),
+        }
+    }
+
+    /// `redis-cli` arguments for this PKI.
+    fn cli_args(&self) -> Vec<String> {
+        let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
+        vec![
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            p(&self.ca),
+            "--cert".to_owned(),
+            p(&self.client_cert),
+            "--key".to_owned(),
+            p(&self.client_key),
+        ]
     }
 }
 
@@ -277,24 +316,34 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With a PKI, the nodes speak TLS only (clients and cluster bus, mutual TLS).
+    pub fn start_with(pki: Option<&Pki>) -> Self {
         let dir = Scratch::new();
         let nodes: Vec<Server> = (0..3)
             .map(|i| {
                 let conf = format!("nodes-{i}.conf");
-                Server::data_node(
-                    &dir.0,
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &conf,
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
-                )
+                let mut args = vec![
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf,
+                    "--cluster-node-timeout",
+                    "2000",
+                ];
+                match pki {
+                    Some(pki) => {
+                        args.extend(["--tls-cluster", "yes"]);
+                        pki.server_with(&dir.0, true, &args)
+                    }
+                    None => Server::data_node(&dir.0, &args),
+                }
             })
             .collect();
         let status = Command::new("redis-cli")
+            .args(pki.map(Pki::cli_args).unwrap_or_default())
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
@@ -317,10 +366,11 @@ impl Cluster {
         c
     }
 
-    /// `redis-cluster://n1,n2,n3`.
+    /// `redis-cluster://n1,n2,n3` (`rediss-cluster://` over TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        format!("redis-cluster://{}", hosts.join(","))
+        let tls = if self.nodes[0].tls.is_some() { "s" } else { "" };
+        format!("redis{tls}-cluster://{}", hosts.join(","))
     }
 
     /// The port of the primary that owns `key`'s slot.
