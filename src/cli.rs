@@ -15,13 +15,24 @@ use crate::{
 /// Redis and engine settings.
 #[derive(Args, Debug)]
 pub struct CommonArgs {
-    /// Redis URL of the broker (`redis://[:password@]host:port[/db]`).
+    /// Redis URL of the broker: `redis://[:password@]host:port[/db]`, `rediss://…` (TLS),
+    /// `redis+sentinel://[:password@]host1:26379,host2:26379/<master-name>[/db]`, or
+    /// `redis-cluster://host1:port,host2:port` (`rediss-cluster://` for TLS).
     /// Fallbacks: CELERY_BROKER_URI, REDIS_URL; default redis://127.0.0.1:6379.
     #[arg(long, env = "CELERIAC_BROKER_URL", hide_env_values = true)]
     pub broker_url: Option<String>,
     /// Result backend URL (fallback: CELERY_RESULT_BACKEND). Must be the broker's server.
     #[arg(long, env = "CELERIAC_RESULT_BACKEND", hide_env_values = true)]
     pub result_backend: Option<String>,
+    /// PEM file of the CA that signed the Redis servers' certificates (rediss URLs).
+    #[arg(long, env = "CELERIAC_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS with Redis (with --redis-client-key).
+    #[arg(long, env = "CELERIAC_REDIS_CLIENT_CERT")]
+    pub redis_client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "CELERIAC_REDIS_CLIENT_KEY")]
+    pub redis_client_key: Option<std::path::PathBuf>,
     /// Prefix of every Redis key.
     #[arg(long, env = "CELERIAC_NAMESPACE", default_value = "celeriac")]
     pub namespace: String,
@@ -52,6 +63,9 @@ impl CommonArgs {
             .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
         let mut cfg = RedisConfig::new(url);
         cfg.namespace = self.namespace.clone();
+        cfg.ca_file = self.redis_ca_file.clone();
+        cfg.client_cert = self.redis_client_cert.clone();
+        cfg.client_key = self.redis_client_key.clone();
         let backend = self
             .result_backend
             .clone()

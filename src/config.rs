@@ -2,7 +2,7 @@
 //! these from environment variables and flags (clap); nothing here reads the
 //! environment, so tests build configs directly.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 /// Why a configuration was refused at startup.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +39,119 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 /// Where Redis is and how to talk to it.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`; may carry a secret, so `Debug` redacts it.
+    /// One of the forms of [`Topology::parse`]; may carry a secret, so `Debug` redacts it.
     pub url: String,
     /// Prefix of every key (wrapped in a Cluster hash tag).
     pub namespace: String,
     /// Budget for (re)connecting; an unreachable Redis is reported within about this long.
     pub connect_timeout: Duration,
+    /// PEM file of the CA(s) that signed the servers' certificates (`rediss` URLs);
+    /// without it the system's roots are trusted.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// The Redis deployment a broker URL names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One server: `redis://` or `rediss://` (TLS), as redis-rs parses them.
+    Standalone(String),
+    /// A primary found through Sentinel.
+    Sentinel(SentinelSpec),
+    /// A Redis Cluster: one `redis://` (or `rediss://`) URL per seed node, each
+    /// carrying the URL's credentials.
+    Cluster(Vec<String>),
+}
+
+/// `redis+sentinel://[user:pass@]host1:26379,host2:26379/<master-name>[/db]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelSpec {
+    /// One `redis://host:port` URL per sentinel (no credentials: they are the primary's).
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under.
+    pub master: String,
+    /// `redis://[user:pass@]sentinel-resolved/<db>`: credentials and database of the
+    /// primary, in a URL whose host is a placeholder.
+    pub primary: String,
+}
+
+impl Topology {
+    /// Reads a broker URL: `redis://`/`rediss://` (one server),
+    /// `redis+sentinel://[user:pass@]h1:26379,h2:26379/<master>[/db]`, or
+    /// `redis-cluster://[user:pass@]h1:port,h2:port` (`rediss-cluster://` for TLS).
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let fail = |reason: &str| invalid("broker URL", reason.to_owned());
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| fail("expected <scheme>://…"))?;
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((u, r)) => (format!("{u}@"), r),
+            None => (String::new(), rest),
+        };
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let hosts = |default_port: Option<u16>| -> Result<Vec<String>, ConfigError> {
+            let list: Vec<String> = hosts
+                .split(',')
+                .map(|h| match (h.rsplit_once(':'), default_port) {
+                    (None, Some(port)) if !h.is_empty() => Ok(format!("{h}:{port}")),
+                    (Some((host, port)), _) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(h.to_owned()),
+                    _ => Err(fail(&format!("{h:?} is not host:port"))),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(list)
+        };
+        let check = |u: &str| {
+            redis::IntoConnectionInfo::into_connection_info(u)
+                .map(drop)
+                .map_err(|e| invalid("broker URL", error_text(&e)))
+        };
+        match scheme {
+            "redis+sentinel" => {
+                let mut parts = path.trim_end_matches('/').splitn(2, '/');
+                let master = parts.next().filter(|m| !m.is_empty());
+                let master =
+                    master.ok_or_else(|| fail("name the primary: redis+sentinel://host:26379/<master-name>"))?;
+                let db = parts.next().unwrap_or("0");
+                db.parse::<u16>()
+                    .map_err(|_| fail("the database after the master name must be a number"))?;
+                let primary = format!("redis://{userinfo}sentinel-resolved/{db}");
+                check(&primary)?;
+                let sentinels: Vec<String> = hosts(Some(26379))?.iter().map(|h| format!("redis://{h}")).collect();
+                sentinels.iter().try_for_each(|s| check(s))?;
+                Ok(Self::Sentinel(SentinelSpec {
+                    sentinels,
+                    master: master.to_owned(),
+                    primary,
+                }))
+            }
+            "redis-cluster" | "rediss-cluster" => {
+                if !path.trim_matches('/').is_empty() {
+                    return Err(fail("a cluster has no databases: nothing may follow the hosts"));
+                }
+                let node_scheme = scheme.trim_end_matches("-cluster");
+                let nodes: Vec<String> = hosts(None)?
+                    .iter()
+                    .map(|h| format!("{node_scheme}://{userinfo}{h}"))
+                    .collect();
+                nodes.iter().try_for_each(|n| check(n))?;
+                Ok(Self::Cluster(nodes))
+            }
+            _ => {
+                check(url)?;
+                Ok(Self::Standalone(url.to_owned()))
+            }
+        }
+    }
+
+    /// True when the data servers are reached over TLS.
+    pub fn uses_tls(&self) -> bool {
+        match self {
+            Self::Standalone(url) => url.starts_with("rediss:") || url.starts_with("valkeys:"),
+            Self::Sentinel(_) => false,
+            Self::Cluster(nodes) => nodes.iter().any(|n| n.starts_with("rediss:")),
+        }
+    }
 }
 
 impl RedisConfig {
@@ -54,14 +161,37 @@ impl RedisConfig {
             url: url.into(),
             namespace: "celeriac".to_owned(),
             connect_timeout: Duration::from_secs(2),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
+    }
+
+    /// The deployment the URL names.
+    pub fn topology(&self) -> Result<Topology, ConfigError> {
+        Topology::parse(&self.url)
     }
 
     /// Checks the settings; call at startup.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
-            .map_err(|e| invalid("broker URL", error_text(&e)))?;
+        let topology = self.topology()?;
         validate_name("namespace", &self.namespace)?;
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(invalid(
+                "client certificate",
+                "give both the certificate and its key, or neither",
+            ));
+        }
+        let files = [&self.ca_file, &self.client_cert, &self.client_key];
+        if files.iter().any(|f| f.is_some()) && !topology.uses_tls() {
+            return Err(invalid(
+                "broker URL",
+                "TLS files are set but the URL does not use TLS (rediss:// or rediss-cluster://)",
+            ));
+        }
+        for file in files.into_iter().flatten() {
+            std::fs::metadata(file).map_err(|e| invalid("TLS file", format!("{}: {e}", file.display())))?;
+        }
         Ok(())
     }
 
@@ -75,6 +205,12 @@ impl RedisConfig {
         let Some(backend) = backend.filter(|b| !b.is_empty() && *b != self.url) else {
             return Ok(None);
         };
+        if !matches!(self.topology()?, Topology::Standalone(_)) {
+            return Err(invalid(
+                "result backend URL",
+                "must equal the broker URL with Sentinel or Cluster: task state changes are atomic scripts on one server",
+            ));
+        }
         let parse = |url: &str| {
             redis::IntoConnectionInfo::into_connection_info(url)
                 .map_err(|e| invalid("result backend URL", error_text(&e)))
@@ -99,6 +235,9 @@ impl fmt::Debug for RedisConfig {
             .field("url", &redact_url(&self.url))
             .field("namespace", &self.namespace)
             .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -378,6 +517,36 @@ mod tests {
                 .is_some()
         );
         assert!(cfg.check_result_backend(Some("redis://10.0.0.9:6379/0")).is_err());
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_are_read() {
+        let t = Topology::parse("redis+sentinel://:pw@10.0.0.1:26379,s2/mymaster/3").unwrap();
+        assert_eq!(
+            t,
+            Topology::Sentinel(SentinelSpec {
+                sentinels: vec!["redis://10.0.0.1:26379".into(), "redis://s2:26379".into()],
+                master: "mymaster".into(),
+                primary: "redis://:pw@sentinel-resolved/3".into(),
+            })
+        );
+        assert!(Topology::parse("redis+sentinel://h1:26379/").is_err());
+        assert!(Topology::parse("redis+sentinel://h1:26379/m/x").is_err());
+        assert_eq!(
+            Topology::parse("rediss-cluster://u:p@a:7000,b:7001").unwrap(),
+            Topology::Cluster(vec!["rediss://u:p@a:7000".into(), "rediss://u:p@b:7001".into()])
+        );
+        assert!(Topology::parse("redis-cluster://a:7000/1").is_err());
+        assert!(Topology::parse("redis-cluster://a").is_err());
+        assert!(Topology::parse("rediss://h:6380").unwrap().uses_tls());
+        assert!(Topology::parse("http://h").is_err());
+        let mut cfg = RedisConfig::new("redis://h:1");
+        cfg.ca_file = Some("/dev/null".into());
+        assert!(cfg.validate().is_err(), "TLS files with a plain URL");
+        cfg.url = "rediss://h:1".into();
+        cfg.validate().unwrap();
+        cfg.client_cert = Some("/dev/null".into());
+        assert!(cfg.validate().is_err(), "a certificate without its key");
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     }
     let queue = Queue::connect(&cfg.redis, cfg.engine.clone())?;
     let events = EventHub::new(
-        connect::client(&cfg.redis)?,
+        cfg.redis.clone(),
         queue.shared_connection(),
         queue.keys().clone(),
         cfg.redis.connect_timeout,

@@ -14,15 +14,14 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use redis::{
-    AsyncConnectionConfig,
-    aio::MultiplexedConnection,
-    streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply},
-};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use tokio::sync::{Mutex, broadcast};
 
-use super::{connect::Connection, keys::Keys};
-use crate::error::Result;
+use super::{
+    connect::{self, Connection, Dedicated},
+    keys::Keys,
+};
+use crate::{config::RedisConfig, error::Result};
 
 /// Events a listener may fall behind before it is dropped.
 pub const CAPACITY: usize = 4096;
@@ -64,7 +63,7 @@ pub struct EventHub {
 }
 
 struct Inner {
-    client: redis::Client,
+    redis: RedisConfig,
     shared: Connection,
     keys: Keys,
     connect_timeout: Duration,
@@ -75,10 +74,10 @@ struct Inner {
 
 impl EventHub {
     /// A hub reading `keys`' events stream; connects on the first subscriber.
-    pub fn new(client: redis::Client, shared: Connection, keys: Keys, connect_timeout: Duration) -> Self {
+    pub fn new(redis: RedisConfig, shared: Connection, keys: Keys, connect_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                client,
+                redis,
                 shared,
                 keys,
                 connect_timeout,
@@ -145,28 +144,22 @@ impl EventHub {
         Ok(out)
     }
 
-    async fn connect(&self) -> Result<MultiplexedConnection> {
+    async fn connect(&self) -> Result<Dedicated> {
         // Habit 7: a response timeout longer than the block time.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.connect_timeout))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(3)));
-        let mut conn = self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        // Named, so operators see the one reader per process in CLIENT LIST.
-        let _: () = redis::cmd("CLIENT")
+        let mut conn = connect::dedicated(&self.inner.redis, BLOCK + Duration::from_secs(3)).await?;
+        // Named, so operators see the one reader per process in CLIENT LIST
+        // (best effort: on a cluster the name lands on one node).
+        let _: redis::RedisResult<()> = redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg(READER_NAME)
             .query_async(&mut conn)
-            .await?;
+            .await;
         Ok(conn)
     }
 }
 
 /// The reader: XREAD BLOCK from `last`, broadcast, until nobody listens.
-async fn read(inner: Arc<Inner>, mut conn: MultiplexedConnection, mut last: String) {
+async fn read(inner: Arc<Inner>, mut conn: Dedicated, mut last: String) {
     let hub = EventHub { inner: inner.clone() };
     let key = inner.keys.events();
     let options = StreamReadOptions::default()

@@ -32,7 +32,7 @@ pub struct Notifier {
 }
 
 struct Inner {
-    client: redis::Client,
+    client: super::connect::PubSubClient,
     /// Limit of each step: connecting, locking, (un)subscribing.
     timeout: Duration,
     /// The connection; locked while (un)subscribing.
@@ -130,7 +130,7 @@ impl Drop for Subscription {
 
 impl Notifier {
     /// A hub that connects on first use; each step may take `timeout` at most.
-    pub fn new(client: redis::Client, timeout: Duration) -> Self {
+    pub fn new(client: super::connect::PubSubClient, timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client,

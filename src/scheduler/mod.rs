@@ -191,7 +191,12 @@ async fn fire_due(queue: &Queue, token: u64, grace_ms: i64) -> Result<Option<i64
 /// Wakes the loop whenever a schedule is saved or deleted. One pub/sub
 /// connection per process; when it drops, the loop still wakes at each lease
 /// renewal, and the listener connects again.
-async fn listen_for_changes(client: redis::Client, channel: String, changed: Arc<Notify>, shutdown: CancellationToken) {
+async fn listen_for_changes(
+    client: crate::redis::connect::PubSubClient,
+    channel: String,
+    changed: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {

@@ -68,7 +68,7 @@ pub(super) async fn keep_leases(
 /// Revokes running tasks as soon as they are cancelled through the API
 /// (the heartbeat catches any message missed while disconnected).
 pub(super) async fn listen_for_cancels(
-    client: redis::Client,
+    client: crate::redis::connect::PubSubClient,
     channel: String,
     in_flight: InFlightMap,
     stop: CancellationToken,
