@@ -2,7 +2,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `connect.rs` | every client and connection (the shared multiplexed one, blocking ones, pub/sub clients) |
+//! | `connect/` | every client and connection: the shared multiplexed one, blocking and pub/sub ones, TLS, Sentinel, Cluster |
 //! | `keys.rs` | every key name, and the table of what each key holds |
 //! | `codec.rs` | hash fields ↔ task and workflow records |
 //! | `scripts.rs` | one typed function per Lua script; script codes → errors |
