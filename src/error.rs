@@ -42,8 +42,8 @@ pub enum QueueError {
 
 impl From<redis::RedisError> for QueueError {
     fn from(e: redis::RedisError) -> Self {
-        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+        let auth =
+            e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
         if auth { Self::RedisAuth(e) } else { Self::Redis(e) }
     }
 }

@@ -218,7 +218,10 @@ async fn a_wrong_redis_password_is_reported_as_such_and_acl_users_work() {
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"]["code"], "redis_auth_failed", "{body}");
         assert!(
-            body["error"]["message"].as_str().unwrap().contains("authentication failed"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("authentication failed"),
             "{body}"
         );
         let resp = reqwest::get(worker.health_url("/readyz")).await.unwrap();

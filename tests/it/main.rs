@@ -2,6 +2,8 @@
 //! binaries over HTTP, and the engine through the library.
 
 mod api;
+mod chaos;
+mod chaos_helpers;
 mod engine;
 mod faults;
 mod helpers;
