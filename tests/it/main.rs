@@ -6,6 +6,7 @@ mod chaos;
 mod chaos_helpers;
 mod engine;
 mod faults;
+mod fuzz;
 mod helpers;
 mod semantics;
 mod worker;
