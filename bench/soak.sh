@@ -38,7 +38,9 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
   (cd "$ROOT" && cargo build --release --locked --bins >&2)
 fi
 BIN="$TARGET_DIR/release"
-[ -x "$BIN/celeriac-api" ] && [ -x "$BIN/celeriac-worker" ] || { echo "no release binaries in $BIN" >&2; exit 1; }
+if [ ! -x "$BIN/celeriac-api" ] || [ ! -x "$BIN/celeriac-worker" ]; then
+  echo "no release binaries in $BIN" >&2; exit 1
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 REDIS_PORT=$(free_port); API_PORT=$(free_port); HEALTH_PORT=$(free_port)
@@ -64,8 +66,8 @@ CELERIAC_BROKER_URL="$URL" CELERIAC_RESULT_TTL_SECS=60 RUST_LOG=warn \
 WORKER_PID=$!; PIDS+=("$WORKER_PID")
 
 wait_ok() {
-  local url=$1 i
-  for i in $(seq 100); do
+  local url=$1 _
+  for _ in $(seq 100); do
     python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url" 2>/dev/null && return 0
     sleep 0.2
   done
@@ -131,7 +133,9 @@ START=$SECONDS
 sample 0
 while kill -0 "$LOAD_PID" 2>/dev/null; do
   sleep "$SAMPLE_SECS"
-  kill -0 "$API_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null || { log "a process died"; break; }
+  if ! kill -0 "$API_PID" 2>/dev/null || ! kill -0 "$WORKER_PID" 2>/dev/null; then
+    log "a process died"; break
+  fi
   sample $((SECONDS - START))
   tail -n 1 "$CSV" >&2
 done

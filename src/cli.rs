@@ -31,6 +31,12 @@ pub struct CommonArgs {
     /// Seconds a claimed task stays leased without a heartbeat.
     #[arg(long, env = "CELERIAC_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// Seconds without a heartbeat after which a worker is shown STOPPED.
+    #[arg(long, env = "CELERIAC_WORKER_STOPPED_SECS", default_value_t = 60)]
+    pub worker_stopped_secs: u64,
+    /// Seconds a STOPPED worker stays listed before it is pruned.
+    #[arg(long, env = "CELERIAC_WORKER_RETENTION_SECS", default_value_t = 86_400)]
+    pub worker_retention_secs: u64,
     /// Log format.
     #[arg(long, env = "CELERIAC_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -59,6 +65,8 @@ impl CommonArgs {
         EngineConfig {
             result_ttl: Duration::from_secs(self.result_ttl_secs),
             lease: Duration::from_secs(self.lease_secs),
+            worker_stopped_after: Duration::from_secs(self.worker_stopped_secs),
+            worker_retention: Duration::from_secs(self.worker_retention_secs),
             ..EngineConfig::default()
         }
     }

@@ -128,6 +128,10 @@ pub struct EngineConfig {
     pub events_maxlen: u64,
     /// Lost deliveries (expired leases) after which a task is failed and dead-lettered.
     pub max_lost_deliveries: u32,
+    /// A worker silent for longer than this is shown STOPPED (readers: API, CLI).
+    pub worker_stopped_after: Duration,
+    /// How long a STOPPED (or vanished) worker stays listed before it is pruned.
+    pub worker_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -137,6 +141,8 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             events_maxlen: 10_000,
             max_lost_deliveries: 5,
+            worker_stopped_after: Duration::from_secs(60),
+            worker_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -167,6 +173,8 @@ pub struct ApiConfig {
     pub allow_unknown_tasks: bool,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Bearer tokens and scopes (on by default: no token, no start).
+    pub auth: crate::api::auth::AuthConfig,
 }
 
 impl ApiConfig {
@@ -178,6 +186,7 @@ impl ApiConfig {
             max_body_bytes: 1024 * 1024,
             allow_unknown_tasks: false,
             shutdown_grace: Duration::from_secs(10),
+            auth: Default::default(),
         }
     }
 
@@ -216,6 +225,12 @@ pub struct WorkerConfig {
     pub cancel_grace: Duration,
     /// Rate limits by task name; they override the limits set at registration.
     pub rate_limits: Vec<(String, crate::model::RateLimit)>,
+    /// Settings of the built-in `http` task (allowed hosts, body cap).
+    pub http: crate::tasks::http::HttpTaskConfig,
+    /// TOML file of the `command` task's commands; without one the task is not offered.
+    pub commands_file: Option<std::path::PathBuf>,
+    /// Heartbeat interval (lease extension and registration refresh); `None`: a third of the lease.
+    pub heartbeat: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -232,12 +247,16 @@ impl WorkerConfig {
             block_max: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(10),
             rate_limits: Vec::new(),
+            http: crate::tasks::http::HttpTaskConfig::default(),
+            commands_file: None,
+            heartbeat: None,
         }
     }
 
-    /// How often leases are extended: a third of the lease, so two heartbeats may fail.
+    /// How often leases are extended and the registration refreshed: the
+    /// configured interval, else a third of the lease, so two heartbeats may fail.
     pub fn heartbeat_interval(&self) -> Duration {
-        self.engine.lease / 3
+        self.heartbeat.unwrap_or(self.engine.lease / 3)
     }
 
     /// How often this worker runs the reaper: a sixth of the lease, between 0.5 s
@@ -260,8 +279,54 @@ impl WorkerConfig {
             return Err(invalid("concurrency", "must be at least 1"));
         }
         validate_name("worker name", &self.name)?;
+        let beat = self.heartbeat_interval();
+        if beat < Duration::from_millis(100) || beat >= self.engine.lease {
+            return Err(invalid(
+                "heartbeat",
+                "must be at least 100 ms and shorter than the lease",
+            ));
+        }
         if self.block_max < Duration::from_millis(100) {
             return Err(invalid("block time", "must be at least 100 ms"));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a scheduler process (`celeriac-worker --beat` or `--beat-only`).
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Redis connection (the scheduler keeps a pub/sub connection of its own).
+    pub redis: RedisConfig,
+    /// Process name shown by `GET /scheduler`; unique per process.
+    pub name: String,
+    /// Leader lease: a standby takes over at most this long (plus a renewal
+    /// period, a third of it) after the leader died.
+    pub lease: Duration,
+    /// A due time found later than this is missed: `skip` drops it, `catch_up` fires one run for it.
+    pub misfire_grace: Duration,
+    /// TOML schedule file loaded at start and on SIGHUP (`CELERIAC_SCHEDULE_FILE`).
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl SchedulerConfig {
+    /// Defaults around a Redis config.
+    pub fn new(redis: RedisConfig, name: impl Into<String>) -> Self {
+        Self {
+            redis,
+            name: name.into(),
+            lease: Duration::from_secs(3),
+            misfire_grace: Duration::from_secs(2),
+            file: None,
+        }
+    }
+
+    /// Checks the settings; call at startup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.validate()?;
+        validate_name("scheduler name", &self.name)?;
+        if self.lease < Duration::from_millis(300) {
+            return Err(invalid("scheduler lease", "must be at least 300 ms"));
         }
         Ok(())
     }

@@ -11,9 +11,11 @@
 //! | HTTP API: one file per resource, one JSON error | [`api`] |
 //! | the worker: consume step, executor, leases, reaper, health port | [`worker`] |
 //! | what a task author touches: registry, context, errors, built-ins | [`tasks`] |
+//! | periodic tasks: leader election, firing, the schedule file | [`scheduler`] |
 //! | the engine's one door, one file per concern | [`queue`] |
 //! | Redis: connections, keys, codec, scripts, wake-ups | [`redis`] |
 //! | domain types, no I/O | [`model`] |
+//! | operator queries (`celeriac-api inspect …`) | [`inspect`] |
 //! | settings (typed, validated, no env reads) | [`config`] |
 //! | errors, logs, shutdown | [`error`], [`telemetry`], [`shutdown`] |
 //!
@@ -42,9 +44,11 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod model;
 pub mod queue;
 pub mod redis;
+pub mod scheduler;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;

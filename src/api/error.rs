@@ -12,6 +12,12 @@ pub enum ApiError {
     /// The request is malformed (invalid JSON, bad parameter).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// No bearer token, or an unknown one (see the `bearer` security scheme).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The token lacks the operation's scope.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// No such task (never existed, or its record expired).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -72,6 +78,21 @@ impl ApiError {
         Self::Unprocessable(b)
     }
 
+    /// 503 with a message (Redis unreachable).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(body("redis_unavailable", message))
+    }
+
+    /// 401 (no or unknown bearer token); the caller adds `WWW-Authenticate`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(body("unauthorized", message))
+    }
+
+    /// 403 (the token lacks the scope).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message))
+    }
+
     /// 413.
     pub fn too_large(limit: usize) -> Self {
         Self::PayloadTooLarge(body("payload_too_large", format!("request body exceeds {limit} bytes")))
@@ -121,6 +142,7 @@ pub async fn render(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal",

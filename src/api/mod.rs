@@ -2,16 +2,21 @@
 //! poem-openapi generates `/openapi.json` and the docs at `/docs` from the
 //! operations' types and doc comments.
 
+pub mod auth;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod models;
 pub mod queues;
+pub mod schedules;
 pub mod tasks;
+pub mod workers;
 pub mod workflows;
 
 use std::{future::Future, sync::Arc};
 
-use poem::{Endpoint, EndpointExt, Route, Server, listener::TcpAcceptor};
+use poem::{Endpoint, EndpointExt, Route, Server, get, listener::TcpAcceptor};
 use poem_openapi::{OpenApiService, Tags};
 
 pub use error::{ApiError, ErrorBody};
@@ -20,7 +25,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     queue::Queue,
-    redis::{connect, notify::Notifier},
+    redis::{connect, events::EventHub, notify::Notifier},
     tasks::Registry,
 };
 
@@ -32,8 +37,14 @@ enum Tag {
     Workflows,
     /// Queue lengths.
     Queues,
+    /// Workers, their status and running tasks.
+    Workers,
+    /// Live events (Server-Sent Events).
+    Events,
     /// Liveness and readiness probes.
     Health,
+    /// Periodic tasks and the scheduler leadership.
+    Schedules,
 }
 
 /// What every request handler shares.
@@ -41,6 +52,8 @@ enum Tag {
 pub(crate) struct AppState {
     queue: Queue,
     notifier: Notifier,
+    /// The events stream reader (SSE).
+    events: EventHub,
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
@@ -72,6 +85,9 @@ pub enum ApiStartError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Authentication is on but its tokens are missing or malformed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     /// The Redis connection could not be set up.
     #[error(transparent)]
     Queue(#[from] crate::error::QueueError),
@@ -80,8 +96,20 @@ pub enum ApiStartError {
 /// Builds the whole HTTP application for `cfg`.
 pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartError> {
     cfg.validate()?;
+    let auth = auth::Auth::load(&cfg.auth)?;
+    if let (Some(a), Ok(_)) = (&auth, tokio::runtime::Handle::try_current()) {
+        a.reload_on_sighup();
+    }
+    let queue = Queue::connect(&cfg.redis, cfg.engine.clone())?;
+    let events = EventHub::new(
+        connect::client(&cfg.redis)?,
+        queue.shared_connection(),
+        queue.keys().clone(),
+        cfg.redis.connect_timeout,
+    );
     let state = AppState {
-        queue: Queue::connect(&cfg.redis, cfg.engine.clone())?,
+        queue: queue.clone(),
+        events,
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
@@ -90,18 +118,27 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         tasks::TasksApi { state: state.clone() },
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },
+        schedules::SchedulesApi { state: state.clone() },
+        workers::WorkersApi { state: state.clone() },
+        events::EventsApi { state: state.clone() },
         health::HealthApi { state },
     );
     let service = OpenApiService::new(apis, "celeriac", env!("CARGO_PKG_VERSION"))
         .description("A task queue service: enqueue tasks over HTTP, workers run them, results stay in Redis.");
+    let observe = metrics::Observe::new(metrics::ApiMetrics::default(), &service.spec());
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Ok(Route::new()
         .at("/openapi.json", spec)
+        .at("/metrics", get(metrics::metrics).data(queue))
         .nest("/docs", docs)
         .nest("/", service)
         .data(BodyLimit(cfg.max_body_bytes))
-        .catch_all_error(error::render))
+        .data(observe.metrics())
+        .catch_all_error(error::render)
+        .with(auth::Gate::new(auth))
+        // Outermost: every answer, a 401 included, gets a request id and is counted.
+        .with(observe))
 }
 
 /// Serves the API on `acceptor` until `shutdown` resolves, then drains

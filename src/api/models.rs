@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use poem::{Request, RequestBody, error::ReadBodyError};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions, Object,
-    registry::{MetaMediaType, MetaRequest, Registry},
-    types::{ParseFromJSON, Type},
+    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 
@@ -20,11 +20,13 @@ use crate::{
 #[oai(deny_unknown_fields)]
 pub struct NewTaskRequest {
     /// Task name: built in (`add`, `noop`, `sleep`, `echo`, `fail`) or registered by a worker.
-    pub name: String,
+    /// 1–256 characters from `A-Z a-z 0-9 _ . : -`, starting with a letter or digit.
+    pub name: TaskName,
     /// Arguments, any JSON (an object for the built-in tasks); default `{}`.
     pub args: Option<Value>,
-    /// Queue to put the task on; default `default`.
-    pub queue: Option<String>,
+    /// Queue to put the task on; default `default`. 1–128 characters from
+    /// `A-Z a-z 0-9 _ . : -`, starting with a letter or digit.
+    pub queue: Option<QueueName>,
     /// Seconds to wait before the task may start.
     #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
     pub countdown: Option<f64>,
@@ -110,10 +112,12 @@ pub struct TaskView {
     /// The return value on SUCCESS; `{"exc_type", "exc_message"}` on FAILURE; else null.
     pub result: Value,
     /// Error chain of the last failure.
+    #[oai(nullable)]
     pub traceback: Option<String>,
     /// Ids of tasks this task enqueued.
     pub children: Vec<String>,
     /// The task that enqueued this one.
+    #[oai(nullable)]
     pub parent_id: Option<String>,
     /// Task name.
     pub name: String,
@@ -132,25 +136,34 @@ pub struct TaskView {
     /// Errors of the failed attempts, oldest first.
     pub errors: Vec<Value>,
     /// Progress reported by the running task.
+    #[oai(nullable)]
     pub progress: Option<Value>,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// Earliest start (countdown, ETA, next retry).
+    #[oai(nullable)]
     pub eta: Option<DateTime<Utc>>,
     /// When the latest attempt started.
+    #[oai(nullable)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a final state.
+    #[oai(nullable)]
     pub finished_at: Option<DateTime<Utc>>,
     /// The worker of the latest attempt.
+    #[oai(nullable)]
     pub worker: Option<String>,
     /// Revoked if not started by then.
+    #[oai(nullable)]
     pub expires_at: Option<DateTime<Utc>>,
     /// Execution options (given with the task, then the task's registered defaults).
     pub options: Value,
     /// A cancellation was requested while the task ran; it ends REVOKED when it stops.
     pub cancel_requested: bool,
     /// The workflow this task belongs to.
+    #[oai(nullable)]
     pub workflow_id: Option<String>,
+    /// The schedule that fired this task: `{"name", "due_at"}`.
+    pub schedule: Option<Value>,
 }
 
 impl From<TaskRecord> for TaskView {
@@ -180,6 +193,7 @@ impl From<TaskRecord> for TaskView {
             options: serde_json::to_value(&r.options).unwrap_or(Value::Null),
             cancel_requested: r.cancel_requested,
             workflow_id: r.workflow_id.map(|w| w.to_string()),
+            schedule: r.schedule,
         }
     }
 }
@@ -219,6 +233,7 @@ pub struct WorkflowCreatedView {
     /// Ids of its tasks, in order (each an ordinary task at `GET /tasks/{id}`).
     pub task_ids: Vec<String>,
     /// Id of a chord's callback task.
+    #[oai(nullable)]
     pub callback_id: Option<String>,
 }
 
@@ -239,16 +254,20 @@ pub struct WorkflowView {
     /// Tasks that did not succeed.
     pub failed: u32,
     /// The chain's task that stopped it.
+    #[oai(nullable)]
     pub failed_task_id: Option<String>,
     /// Task ids, in order.
     pub task_ids: Vec<String>,
     /// A chord's callback task id.
+    #[oai(nullable)]
     pub callback_id: Option<String>,
     /// Chain: the last task's result; group: every result in order; chord: the callback's result.
     pub result: Value,
     /// Creation time.
+    #[oai(nullable)]
     pub created_at: Option<DateTime<Utc>>,
     /// When it ended.
+    #[oai(nullable)]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -279,21 +298,143 @@ impl From<WorkflowRecord> for WorkflowView {
 #[derive(Debug, Object)]
 pub struct QueueView {
     /// Queue name.
+    pub name: String,
+    /// Queue name (the first field of this object; kept for existing clients).
     pub queue: String,
-    /// Tasks ready to be claimed (the figure to autoscale workers on).
+    /// Tasks ready to be claimed, due delayed tasks included (the figure to autoscale workers on).
     pub ready: u64,
     /// Tasks waiting for their time (countdown, ETA, retry backoff).
     pub delayed: u64,
+    /// Tasks running under a lease.
+    pub running: u64,
+    /// Tasks held PAUSED.
+    pub paused: u64,
+    /// Tasks of this queue given up after too many lost deliveries.
+    pub dead: u64,
+    /// Whether workers are told not to claim from this queue.
+    pub is_paused: bool,
+    /// Seconds the task at the head of the queue (the next to run) has been ready; 0 when empty.
+    pub oldest_ready_age_s: f64,
+    /// ONLINE workers consuming this queue.
+    pub workers: u64,
+    /// Tasks enqueued during the last minute.
+    pub enqueued_last_min: u64,
+    /// Tasks finished during the last minute.
+    pub completed_last_min: u64,
 }
 
 impl From<QueueStats> for QueueView {
     fn from(s: QueueStats) -> Self {
         Self {
+            name: s.queue.clone(),
             queue: s.queue,
             ready: s.ready,
             delayed: s.delayed,
+            running: s.running,
+            paused: s.paused,
+            dead: s.dead,
+            is_paused: s.is_paused,
+            oldest_ready_age_s: s.oldest_ready_age_s,
+            workers: s.workers,
+            enqueued_last_min: s.enqueued_last_min,
+            completed_last_min: s.completed_last_min,
         }
     }
+}
+
+/// A task running on a worker.
+#[derive(Debug, Object)]
+pub struct ActiveTaskView {
+    /// Task id.
+    pub task_id: String,
+    /// Task name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// The worker running it.
+    pub worker: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Seconds it has been running.
+    pub runtime_s: f64,
+}
+
+impl From<&crate::model::ActiveTask> for ActiveTaskView {
+    fn from(a: &crate::model::ActiveTask) -> Self {
+        Self {
+            task_id: a.task_id.clone(),
+            name: a.name.clone(),
+            queue: a.queue.clone(),
+            worker: a.worker.clone(),
+            started_at: ms_to_time(a.started_at_ms),
+            runtime_s: (crate::model::now_ms() - a.started_at_ms).max(0) as f64 / 1000.0,
+        }
+    }
+}
+
+/// A worker, as its registration and heartbeats show it.
+#[derive(Debug, Object)]
+pub struct WorkerView {
+    /// Worker name (unique).
+    pub name: String,
+    /// Host it runs on.
+    pub hostname: String,
+    /// Process id.
+    pub pid: u32,
+    /// celeriac version.
+    pub version: String,
+    /// Queues it consumes, in order of preference.
+    pub queues: Vec<String>,
+    /// Tasks it runs at once.
+    pub concurrency: u64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat (or its clean stop).
+    pub last_heartbeat: DateTime<Utc>,
+    /// Its heartbeat interval, seconds.
+    pub heartbeat_s: f64,
+    /// `ONLINE`, `NOT_RESPONDING` (no heartbeat for more than 3 intervals) or
+    /// `STOPPED` (shut down cleanly, or silent longer than the stopped threshold).
+    pub status: String,
+    /// Tasks it runs now.
+    pub active: Vec<ActiveTaskView>,
+    /// Tasks claimed but not started yet: always empty, since a worker starts
+    /// every task it claims (it claims only for free slots).
+    pub reserved: Vec<ActiveTaskView>,
+    /// Tasks it finished since it started (as of its last heartbeat).
+    pub processed: u64,
+}
+
+impl From<crate::model::WorkerState> for WorkerView {
+    fn from(w: crate::model::WorkerState) -> Self {
+        Self {
+            active: w.active.iter().map(Into::into).collect(),
+            reserved: Vec::new(),
+            hostname: w.hostname,
+            pid: w.pid,
+            version: w.version,
+            queues: w.queues,
+            concurrency: w.concurrency as u64,
+            started_at: ms_to_time(w.started_at_ms),
+            last_heartbeat: ms_to_time(w.last_heartbeat_ms),
+            heartbeat_s: w.heartbeat.as_secs_f64(),
+            status: w.status.as_str().to_owned(),
+            processed: w.processed,
+            name: w.name,
+        }
+    }
+}
+
+/// `GET /workers` body.
+#[derive(Debug, Object)]
+pub struct WorkerList {
+    /// Registered workers (STOPPED ones until their retention ends), by name.
+    pub workers: Vec<WorkerView>,
+}
+
+/// Milliseconds since the epoch as a time (the epoch for nonsense).
+pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// `/healthz` and `/readyz` body.
@@ -355,5 +496,135 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         T::parse_from_json(Some(value))
             .map(|t| Self(Some(t)))
             .map_err(|e| ApiError::unprocessable("invalid_task", e.into_message()).into_poem())
+    }
+}
+
+/// Whether `name` is a safe queue or task name: 1 to `max` characters from
+/// `A-Z a-z 0-9 _ . : -`, the first a letter or digit. Names become parts of
+/// Redis keys, URLs and log lines, so nothing else (no `/`, `..`, braces,
+/// spaces, control or non-ASCII characters) gets that far.
+pub fn is_safe_name(name: &str, max: usize) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Longest queue name.
+pub const MAX_QUEUE_NAME: usize = 128;
+/// Longest task name.
+pub const MAX_TASK_NAME: usize = 256;
+
+/// A JSON string field read strictly: poem-openapi's `String` also takes
+/// numbers and booleans (`{"name": 5}` would become `"5"`); these do not.
+/// The charset is checked by the handler, so its error names the field.
+macro_rules! strict_name {
+    ($(#[$doc:meta])* $ty:ident, $max:expr, $pattern:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $ty(pub String);
+
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                let mut schema = MetaSchema::new("string");
+                schema.min_length = Some(1);
+                schema.max_length = Some($max);
+                schema.pattern = Some($pattern.to_owned());
+                MetaSchemaRef::Inline(Box::new(schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&String> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+                Box::new(std::iter::once(&self.0))
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value {
+                    Some(Value::String(s)) => Ok(Self(s)),
+                    Some(other) => Err(ParseError::custom(format!(
+                        "expected a string, found {}",
+                        match other {
+                            Value::Null => "null",
+                            Value::Bool(_) => "a boolean",
+                            Value::Number(_) => "a number",
+                            Value::Array(_) => "an array",
+                            _ => "an object",
+                        }
+                    ))),
+                    None => Err(ParseError::expected_input()),
+                }
+            }
+        }
+    };
+}
+
+strict_name!(
+    /// A queue name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`).
+    QueueName,
+    MAX_QUEUE_NAME,
+    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+);
+strict_name!(
+    /// A task name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$`).
+    TaskName,
+    MAX_TASK_NAME,
+    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_are_a_short_ascii_charset() {
+        for ok in ["default", "media.encode-1", "a:b_c", "9", &"q".repeat(128)] {
+            assert!(is_safe_name(ok, MAX_QUEUE_NAME), "{ok}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "../../x",
+            "-a",
+            ".a",
+            "a b",
+            "a{b}",
+            "é",
+            "a\u{7f}",
+            &"q".repeat(129),
+        ] {
+            assert!(!is_safe_name(bad, MAX_QUEUE_NAME), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_must_be_json_strings() {
+        assert_eq!(
+            QueueName::parse_from_json(Some(Value::from("q"))).ok(),
+            Some(QueueName("q".into()))
+        );
+        assert!(QueueName::parse_from_json(Some(Value::from(5))).is_err());
+        assert!(TaskName::parse_from_json(Some(Value::from(true))).is_err());
+        assert!(TaskName::parse_from_json(Some(Value::Null)).is_err());
     }
 }

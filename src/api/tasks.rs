@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::{
     AppState, Tag,
+    auth::BearerAuth,
     error::ApiError,
-    models::{JsonBody, NewTaskRequest, TaskCreated, TaskView},
+    models::{JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, NewTaskRequest, TaskCreated, TaskView, is_safe_name},
 };
 use crate::{
-    config::validate_name,
     error::QueueError,
     model::{DEFAULT_QUEUE, NewTask, TaskOptions},
     queue::Cancel,
@@ -81,8 +81,10 @@ impl TasksApi {
     ///
     /// An empty body enqueues the classic demo task: `add` of two random
     /// integers between 0 and 100.
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks", method = "post")]
-    async fn create(&self, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
+    async fn create(&self, _auth: BearerAuth, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
         let task = match body.0 {
             Some(req) => new_task(&self.state, req, Placement::Alone)?,
             None => {
@@ -111,6 +113,15 @@ impl TasksApi {
                 })
             }
             Err(QueueError::UnknownTaskName(name)) => Err(self.state.unknown_task(&name).await),
+            // A stall can cut the answer off after the script ran: the client
+            // cannot tell, so it is told how to retry without a duplicate.
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error.cause_chain = ?e, "redis unavailable during enqueue");
+                Err(ApiError::unavailable(
+                    "redis is unreachable, retry later; the task may have been enqueued anyway: \
+                     retry with the same idempotency_key to enqueue it at most once",
+                ))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -119,9 +130,12 @@ impl TasksApi {
     ///
     /// With `wait`, the request is held until the task reaches a final state
     /// (SUCCESS, FAILURE, REVOKED) or `wait` seconds pass, whichever comes first.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/tasks/:task_id", method = "get")]
     async fn get(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
         /// Seconds (at most 60) to wait for a final state.
@@ -130,7 +144,9 @@ impl TasksApi {
     ) -> Result<GetTaskResponse, ApiError> {
         let id = parse_id(&task_id.0)?;
         let queue = &self.state.queue;
-        let channel = queue.keys().done_channel(&task_id.0);
+        // The channel of the canonical id: the id may be written another way
+        // (uppercase, simple, `urn:uuid:`, braced), completions publish this one.
+        let channel = queue.keys().done_channel(&id.to_string());
         let record = wait_final(&self.state, channel, wait.0, || queue.get(&id), |r| r.status.is_final()).await?;
         match record {
             Some(r) => Ok(GetTaskResponse::Ok(Json(r.into()))),
@@ -143,9 +159,12 @@ impl TasksApi {
     /// A pending, delayed or retrying task ends REVOKED and never runs. A running
     /// task gets its cancellation signal and ends REVOKED once it stops. A task
     /// that already finished cannot be cancelled (409).
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks/:task_id/cancel", method = "post")]
     async fn cancel(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<CancelResponse, ApiError> {
@@ -164,9 +183,12 @@ impl TasksApi {
     }
 
     /// Retry a FAILURE or REVOKED task: it is queued again as a new attempt.
+    ///
+    /// Scope: `write`.
     #[oai(path = "/tasks/:task_id/retry", method = "post")]
     async fn retry(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<RetryResponse, ApiError> {
@@ -180,9 +202,12 @@ impl TasksApi {
     }
 
     /// Forget a finished task's record.
+    ///
+    /// Scope: `admin`.
     #[oai(path = "/tasks/:task_id", method = "delete")]
     async fn delete(
         &self,
+        _auth: BearerAuth,
         /// Task id.
         task_id: Path<String>,
     ) -> Result<DeleteResponse, ApiError> {
@@ -234,10 +259,23 @@ pub(crate) enum Placement {
 pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placement) -> Result<NewTask, ApiError> {
     let in_workflow = placement != Placement::Alone;
     let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
-    let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
-    validate_name("queue", &queue).map_err(|e| invalid("invalid_queue", e.to_string()))?;
-    if req.name.is_empty() || req.name.len() > 256 {
-        return Err(invalid("invalid_name", "name must be 1 to 256 characters".into()));
+    let queue = req.queue.map_or_else(|| DEFAULT_QUEUE.to_owned(), |q| q.0);
+    if !is_safe_name(&queue, MAX_QUEUE_NAME) {
+        return Err(invalid(
+            "invalid_queue",
+            format!(
+                "queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
+            ),
+        ));
+    }
+    let name = req.name.0;
+    if !is_safe_name(&name, MAX_TASK_NAME) {
+        return Err(invalid(
+            "invalid_name",
+            format!(
+                "name must be 1 to {MAX_TASK_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
+            ),
+        ));
     }
     let args = match req.args {
         Some(args) => args,
@@ -245,9 +283,9 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
         None => json!({}),
     };
     if placement != Placement::WorkflowFed
-        && let Some(Err(e)) = state.builtins.validate(&req.name, &args)
+        && let Some(Err(e)) = state.builtins.validate(&name, &args)
     {
-        return Err(invalid("invalid_args", format!("bad args for {:?}: {e}", req.name)));
+        return Err(invalid("invalid_args", format!("bad args for {name:?}: {e}")));
     }
     if in_workflow
         && (req.countdown.is_some() || req.eta.is_some() || req.expires.is_some() || req.idempotency_key.is_some())
@@ -262,6 +300,9 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
             return Err(invalid("invalid_eta", "give countdown or eta, not both".into()));
         }
         (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
+        (None, Some(eta)) if eta.timestamp_millis() < 0 => {
+            return Err(invalid("invalid_eta", "eta must not be before 1970".into()));
+        }
         (None, eta) => eta,
     };
     let expires_at = match req.expires {
@@ -276,6 +317,11 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
             }
         },
         Some(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
+            // Times are stored as epoch milliseconds; one before 1970 would be
+            // read as "no expiry" downstream, so it is refused at the door.
+            Ok(t) if t.timestamp_millis() < 0 => {
+                return Err(invalid("invalid_expires", "expires must not be before 1970".into()));
+            }
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(e) => {
                 return Err(invalid(
@@ -300,7 +346,7 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
         ));
     }
     Ok(NewTask {
-        name: req.name,
+        name,
         args,
         queue,
         options: TaskOptions {

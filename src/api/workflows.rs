@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{
     AppState, Tag,
+    auth::BearerAuth,
     error::ApiError,
     models::{JsonBody, WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView},
     tasks::{Placement, new_task, wait_final},
@@ -42,8 +43,14 @@ impl WorkflowsApi {
     /// in parallel; the result lists every result in order. `chord`: a group, then
     /// `callback` receives the list of results. Every task is an ordinary task
     /// at `GET /tasks/{id}`; finishing tasks advance the workflow inside Redis.
+    ///
+    /// Scope: `write`.
     #[oai(path = "/workflows", method = "post")]
-    async fn create(&self, body: JsonBody<WorkflowRequest>) -> Result<CreateWorkflowResponse, ApiError> {
+    async fn create(
+        &self,
+        _auth: BearerAuth,
+        body: JsonBody<WorkflowRequest>,
+    ) -> Result<CreateWorkflowResponse, ApiError> {
         let Some(req) = body.0 else {
             return Err(ApiError::unprocessable("invalid_workflow", "a workflow needs a body"));
         };
@@ -104,9 +111,12 @@ impl WorkflowsApi {
     /// Read a workflow: status, progress (done / total), task ids and result.
     ///
     /// With `wait`, the request is held until the workflow ends or `wait` seconds pass.
+    ///
+    /// Scope: `read`.
     #[oai(path = "/workflows/:workflow_id", method = "get")]
     async fn get(
         &self,
+        _auth: BearerAuth,
         /// Workflow id.
         workflow_id: Path<String>,
         /// Seconds (at most 60) to wait for the workflow to end.
@@ -116,7 +126,8 @@ impl WorkflowsApi {
         let not_found = || ApiError::not_found(format!("no workflow with id {:?}", workflow_id.0));
         let id = Uuid::parse_str(&workflow_id.0).map_err(|_| not_found())?;
         let queue = &self.state.queue;
-        let channel = queue.keys().done_channel(&workflow_id.0);
+        // The canonical id's channel, however the id was written (see tasks).
+        let channel = queue.keys().done_channel(&id.to_string());
         let record = wait_final(
             &self.state,
             channel,

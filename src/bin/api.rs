@@ -34,6 +34,17 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Show workers, running tasks, queues or registered task names (read from Redis).
+    Inspect {
+        /// What to show.
+        #[arg(value_enum)]
+        what: celeriac::inspect::Inspect,
+        /// Print JSON (the API's shapes) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -53,6 +64,18 @@ struct ServeArgs {
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "CELERIAC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// `off` runs the API without authentication (a warning is logged); `on` needs tokens.
+    #[arg(long, env = "CELERIAC_AUTH", default_value = "on", value_parser = ["on", "off"], ignore_case = true)]
+    auth: String,
+    /// API tokens: `<token>:<scope>` entries (scope read, write or admin), comma-separated.
+    #[arg(long, env = "CELERIAC_API_TOKENS", hide_env_values = true)]
+    api_tokens: Option<String>,
+    /// File of API tokens, one `<token>:<scope>` per line, `#` comments; re-read on SIGHUP.
+    #[arg(long, env = "CELERIAC_API_TOKENS_FILE")]
+    api_tokens_file: Option<std::path::PathBuf>,
+    /// `/metrics` requires a token with the read scope.
+    #[arg(long, env = "CELERIAC_METRICS_REQUIRE_AUTH")]
+    metrics_require_auth: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -77,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
             1
         });
     }
+    if let Some(Command::Inspect { what, json, common }) = cli.command {
+        std::process::exit(inspect(what, json, &common).await);
+    }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");
     let (redis, warning) = args.common.redis()?;
@@ -88,7 +114,17 @@ async fn main() -> anyhow::Result<()> {
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.allow_unknown_tasks = args.allow_unknown_tasks;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    cfg.auth = celeriac::api::auth::AuthConfig {
+        enabled: !args.auth.eq_ignore_ascii_case("off"),
+        tokens: args.api_tokens.filter(|t| !t.trim().is_empty()),
+        tokens_file: args.api_tokens_file,
+        metrics_require_auth: args.metrics_require_auth,
+    };
     cfg.validate()?;
+    if cfg.auth.enabled {
+        // Fail before listening, with the setting to set (serve loads the table again).
+        celeriac::api::auth::TokenTable::load(&cfg.auth)?;
+    }
     let addr: SocketAddr = format!("{}:{}", args.host, port(args.port)?)
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, port(args.port).unwrap_or(8000)).parse())
@@ -101,4 +137,27 @@ async fn main() -> anyhow::Result<()> {
     api::serve(cfg, acceptor, shutdown::token_on_signal().cancelled_owned()).await?;
     tracing::info!("celeriac-api stopped");
     Ok(())
+}
+
+/// Runs `inspect`; prints the answer, or a one-line error. Returns the exit code.
+async fn inspect(what: celeriac::inspect::Inspect, json: bool, common: &CommonArgs) -> i32 {
+    let run = async {
+        let (redis, _) = common.redis()?;
+        redis.validate()?;
+        let url = celeriac::config::redact_url(&redis.url);
+        let queue = celeriac::Queue::connect(&redis, common.engine())?;
+        celeriac::inspect::inspect(&queue, what, json, Duration::from_secs(3))
+            .await
+            .with_context(|| format!("cannot reach redis at {url}"))
+    };
+    match run.await {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
 }

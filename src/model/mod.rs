@@ -1,14 +1,19 @@
-//! Domain types only, no I/O: tasks, workflows, workers, queues, rate limits.
-//! Everything above (the queue engine, the API, the worker) speaks in these.
+//! Domain types only, no I/O: tasks, workflows, workers, queues, rate limits,
+//! routes, schedules. Everything above (the queue engine, the API, the worker, the
+//! scheduler) speaks in these.
 
 pub mod queue;
 pub mod rate_limit;
+pub mod route;
+pub mod schedule;
 pub mod task;
 pub mod worker;
 pub mod workflow;
 
 pub use queue::QueueStats;
 pub use rate_limit::RateLimit;
+pub use route::Routes;
+pub use schedule::Schedule;
 pub use task::{ClaimedTask, DEFAULT_QUEUE, NewTask, TaskOptions, TaskRecord, TaskStatus, now_ms};
-pub use worker::WorkerInfo;
+pub use worker::{ActiveTask, WorkerBeat, WorkerInfo, WorkerState, WorkerStatus};
 pub use workflow::{WorkflowCreated, WorkflowKind, WorkflowRecord};

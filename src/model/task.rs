@@ -240,6 +240,8 @@ pub struct TaskRecord {
     pub cancel_requested: bool,
     /// The workflow this task belongs to.
     pub workflow_id: Option<Uuid>,
+    /// The schedule that fired this task: `{"name", "due_at"}`.
+    pub schedule: Option<Value>,
 }
 
 /// Milliseconds since the Unix epoch, the clock every script receives (`now_ms`).

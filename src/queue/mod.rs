@@ -10,8 +10,10 @@
 //! | `workflows.rs` | chains, groups, chords |
 //! | `workers.rs` | worker registrations, registered task names |
 //! | `stats.rs` | queue counts |
+//! | `overview.rs` | workers, running tasks and queue counts for operators |
 
 mod lease;
+mod overview;
 mod stats;
 mod tasks;
 mod workers;
@@ -20,6 +22,7 @@ mod workflows;
 use uuid::Uuid;
 
 pub use lease::{Claim, Failure};
+pub use overview::Overview;
 pub use tasks::{Cancel, Enqueue};
 
 use crate::{
@@ -60,6 +63,16 @@ impl Queue {
     /// The engine settings.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// A handle on the shared connection, for engine parts with scripts of their own (the scheduler).
+    pub fn connection(&self) -> TrackedConnection {
+        self.conn.handle()
+    }
+
+    /// The process's shared connection (for readers outside the engine, like the events hub).
+    pub fn shared_connection(&self) -> Connection {
+        self.conn.clone()
     }
 
     pub(crate) async fn conn(&self) -> Result<TrackedConnection> {

@@ -1,11 +1,13 @@
-//! Worker registrations: who runs which queues and tasks, with which defaults and rate limits.
+//! Worker registrations: who runs which queues and tasks, with which defaults
+//! and rate limits, and their lifecycle (`worker-online` at start, a heartbeat
+//! refresh, STOPPED with `worker-offline` at a clean stop). Readers are in `overview.rs`.
 
 use redis::AsyncCommands;
 
 use super::Queue;
 use crate::{
     error::Result,
-    model::{WorkerInfo, now_ms},
+    model::{WorkerBeat, WorkerInfo, now_ms},
 };
 
 impl Queue {
@@ -17,27 +19,58 @@ impl Queue {
     /// configuration goes away on restart). Heartbeats only re-assert what it sets,
     /// so workers with different settings do not undo each other every beat.
     pub async fn register_worker(&self, w: &WorkerInfo, ttl: std::time::Duration, lift_unset: bool) -> Result<()> {
+        self.register(w, None, ttl, lift_unset, false).await
+    }
+
+    /// Registers a starting worker (ONLINE, `worker-online` event); its record
+    /// is kept `worker_retention` after its last heartbeat.
+    pub async fn worker_online(&self, w: &WorkerInfo, beat: &WorkerBeat) -> Result<()> {
+        self.register(w, Some(beat), self.cfg.worker_retention, true, true)
+            .await
+    }
+
+    /// Refreshes a running worker's registration (its heartbeat).
+    pub async fn worker_heartbeat(&self, w: &WorkerInfo, beat: &WorkerBeat) -> Result<()> {
+        self.register(w, Some(beat), self.cfg.worker_retention, false, false)
+            .await
+    }
+
+    async fn register(
+        &self,
+        w: &WorkerInfo,
+        beat: Option<&WorkerBeat>,
+        ttl: std::time::Duration,
+        lift_unset: bool,
+        online_event: bool,
+    ) -> Result<()> {
         let k = &self.keys;
         let now = now_ms();
         let key = k.worker(&w.name);
+        let mut fields = vec![
+            ("name", w.name.clone()),
+            ("hostname", w.hostname.clone()),
+            ("pid", w.pid.to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_owned()),
+            ("queues", w.queues.join(",")),
+            ("concurrency", w.concurrency.to_string()),
+            ("started_at", w.started_at.to_string()),
+            ("last_seen", now.to_string()),
+            ("status", "online".to_owned()),
+        ];
+        if let Some(beat) = beat {
+            fields.push(("heartbeat_ms", beat.heartbeat.as_millis().to_string()));
+            fields.push(("processed", beat.processed.to_string()));
+        }
         let mut pipe = redis::pipe();
         pipe.zadd(k.workers(), &w.name, now)
             .ignore()
-            .hset_multiple(
-                &key,
-                &[
-                    ("name", w.name.clone()),
-                    ("hostname", w.hostname.clone()),
-                    ("pid", w.pid.to_string()),
-                    ("queues", w.queues.join(",")),
-                    ("concurrency", w.concurrency.to_string()),
-                    ("started_at", w.started_at.to_string()),
-                    ("last_seen", now.to_string()),
-                ],
-            )
+            .hset_multiple(&key, &fields)
             .ignore()
             .pexpire(&key, ttl.as_millis() as i64)
             .ignore();
+        if online_event {
+            self.worker_event(&mut pipe, "worker-online", w, now);
+        }
         if !w.task_names.is_empty() {
             pipe.sadd(k.task_names(), &w.task_names).ignore();
         }
@@ -68,16 +101,50 @@ impl Queue {
         Ok(())
     }
 
-    /// Removes a worker's registration (clean shutdown).
-    pub async fn unregister_worker(&self, name: &str) -> Result<()> {
-        redis::pipe()
-            .zrem(self.keys.workers(), name)
+    /// Marks a worker STOPPED at once (clean shutdown) with a `worker-offline`
+    /// event; it stays listed for `worker_retention`, then is pruned.
+    pub async fn worker_stopped(&self, w: &WorkerInfo, processed: u64) -> Result<()> {
+        let k = &self.keys;
+        let now = now_ms();
+        let key = k.worker(&w.name);
+        let mut pipe = redis::pipe();
+        // The score becomes the stop time, so pruning counts retention from it.
+        pipe.zadd(k.workers(), &w.name, now)
             .ignore()
-            .del(self.keys.worker(name))
+            .hset_multiple(
+                &key,
+                &[
+                    ("status", "stopped".to_owned()),
+                    ("stopped_at", now.to_string()),
+                    ("processed", processed.to_string()),
+                ],
+            )
             .ignore()
-            .query_async::<()>(&mut self.conn().await?)
-            .await?;
+            .pexpire(&key, self.cfg.worker_retention.as_millis() as i64)
+            .ignore();
+        self.worker_event(&mut pipe, "worker-offline", w, now);
+        pipe.query_async::<()>(&mut self.conn().await?).await?;
         Ok(())
+    }
+
+    /// Appends a worker event to the events stream (capped like the transitions' events).
+    fn worker_event(&self, pipe: &mut redis::Pipeline, event: &str, w: &WorkerInfo, now: i64) {
+        let status = if event == "worker-online" { "ONLINE" } else { "STOPPED" };
+        pipe.cmd("XADD")
+            .arg(self.keys.events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.events_maxlen)
+            .arg("*")
+            .arg(&[
+                ("event", event),
+                ("worker", w.name.as_str()),
+                ("hostname", w.hostname.as_str()),
+                ("queue", ""),
+                ("status", status),
+                ("ts", &now.to_string()),
+            ])
+            .ignore();
     }
 
     /// Task names registered by workers.

@@ -65,6 +65,7 @@ pub fn task_from_hash(mut h: HashMap<String, String>) -> Result<TaskRecord> {
             .unwrap_or_default(),
         cancel_requested: take("cancel_requested").is_some(),
         workflow_id: take("workflow").and_then(|s| s.parse().ok()),
+        schedule: json(take("schedule")),
     })
 }
 

@@ -15,7 +15,7 @@
 //! | `{ns}:wake:<q>` | ZSET | one member `w`: set whenever work may be waiting; idle workers block on it with BZPOPMIN |
 //! | `{ns}:leases` | ZSET | claimed task id → lease deadline ms; the reaper returns expired ones to their queue |
 //! | `{ns}:seq` | STRING | FIFO counter |
-//! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`), capped with MAXLEN ~ |
+//! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`) and worker change (`event worker hostname queue status ts`), capped with MAXLEN ~ |
 //! | `{ns}:dead` | LIST | tasks given up after too many lost deliveries |
 //! | `{ns}:queues` | SET | queue names ever used |
 //! | `{ns}:task_names` | SET | task names registered by workers |
@@ -23,8 +23,8 @@
 //! | `{ns}:rate_limits` | HASH | task name → `"<count> <window_ms>"` |
 //! | `{ns}:rate:<name>` | ZSET | recent start times of a rate-limited name (sliding window) |
 //! | `{ns}:idem:<key>` | STRING | idempotency key → id of the task created with it; expires with the task |
-//! | `{ns}:workers` | ZSET | worker name → last heartbeat ms |
-//! | `{ns}:worker:<name>` | HASH | worker registration (hostname, pid, queues, concurrency, started_at), expires without heartbeats |
+//! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
+//! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at`; expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
@@ -173,6 +173,37 @@ impl Keys {
     pub fn done_channel_prefix(&self) -> String {
         format!("{}:done:", self.tag)
     }
+
+    /// HASH: one schedule: `def` (its definition, JSON), `version`, `next_run_at`,
+    /// `last_run_at`, `last_due_at`, `last_task_id`, `runs`, `created_at`, `updated_at`.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}:schedule:{name}", self.tag)
+    }
+
+    /// ZSET: schedule name → next run (ms); `+inf` while paused or ended.
+    pub fn schedules(&self) -> String {
+        format!("{}:schedules", self.tag)
+    }
+
+    /// Pub/sub channel telling schedulers that a schedule was saved or deleted.
+    pub fn schedules_channel(&self) -> String {
+        format!("{}:schedules:changed", self.tag)
+    }
+
+    /// HASH with a TTL (the lease): the scheduler leader's `name`, `token`, `since` (ms).
+    pub fn scheduler_leader(&self) -> String {
+        format!("{}:scheduler:leader", self.tag)
+    }
+
+    /// STRING: fencing counter, INCRed on each new scheduler leadership.
+    pub fn scheduler_fencing(&self) -> String {
+        format!("{}:scheduler:fencing", self.tag)
+    }
+
+    /// ZSET: scheduler process name → last seen (ms).
+    pub fn scheduler_replicas(&self) -> String {
+        format!("{}:scheduler:replicas", self.tag)
+    }
 }
 
 #[cfg(test)]
@@ -208,5 +239,16 @@ mod tests {
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
         assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
+    }
+
+    #[test]
+    fn scheduler_keys_carry_the_namespace_hash_tag() {
+        let k = Keys::new("celeriac");
+        assert_eq!(k.schedule("nightly"), "{celeriac}:schedule:nightly");
+        assert_eq!(k.schedules(), "{celeriac}:schedules");
+        assert_eq!(k.schedules_channel(), "{celeriac}:schedules:changed");
+        assert_eq!(k.scheduler_leader(), "{celeriac}:scheduler:leader");
+        assert_eq!(k.scheduler_fencing(), "{celeriac}:scheduler:fencing");
+        assert_eq!(k.scheduler_replicas(), "{celeriac}:scheduler:replicas");
     }
 }

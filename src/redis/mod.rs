@@ -7,6 +7,7 @@
 //! | `codec.rs` | hash fields ↔ task and workflow records |
 //! | `scripts.rs` | one typed function per Lua script; script codes → errors |
 //! | `notify.rs` | pub/sub wake-ups for waiting clients, one reader per process |
+//! | `events.rs` | the events stream reader (SSE), one per process, fanned out |
 //! | `lua/` | one script per state transition, `lua/includes/` for shared pieces |
 //!
 //! # Lifecycle
@@ -17,6 +18,7 @@
 
 pub mod codec;
 pub mod connect;
+pub mod events;
 pub mod keys;
 pub mod notify;
 pub mod scripts;

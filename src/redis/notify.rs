@@ -5,8 +5,13 @@
 //! it *before* reading the record, so a completion between the read and the
 //! wait still wakes it. SUBSCRIBE and UNSUBSCRIBE are sent while holding the
 //! connection's lock and after re-checking who still waits, so they reach Redis
-//! in the order the waiters came and went. When the connection drops, every
-//! waiter is woken to read again (and subscribes again on a new connection).
+//! in the order the waiters came and went.
+//!
+//! Waiters outlive connections. Whenever the connection is lost (the reader
+//! ends, or a SUBSCRIBE fails or times out during a stall) and someone still
+//! waits, a repair task reconnects with backoff. Every new connection first
+//! subscribes to every channel that has waiters, then wakes them all to read
+//! again, so a completion published while nobody was subscribed is not missed.
 
 use std::{
     collections::HashMap,
@@ -31,10 +36,29 @@ struct Inner {
     /// Limit of each step: connecting, locking, (un)subscribing.
     timeout: Duration,
     /// The connection; locked while (un)subscribing.
-    sink: AsyncMutex<Option<Conn>>,
+    sink: AsyncMutex<Slot>,
     connections: std::sync::atomic::AtomicU64,
     /// Channel → its waiters.
     waiters: Mutex<HashMap<String, Waiters>>,
+}
+
+/// The connection, if any, and whether a repair task is at work. Both change
+/// only under the lock, so exactly one repair runs while one is needed.
+#[derive(Default)]
+struct Slot {
+    conn: Option<Conn>,
+    repairing: bool,
+}
+
+impl Slot {
+    /// Drops the connection (stopping its reader) and starts a repair if waiters remain.
+    fn lose(&mut self, inner: &Arc<Inner>) {
+        self.conn = None;
+        if !self.repairing && inner.has_waiters() {
+            self.repairing = true;
+            tokio::spawn(repair(inner.clone()));
+        }
+    }
 }
 
 /// A pub/sub connection and the task reading it.
@@ -95,7 +119,7 @@ impl Drop for Subscription {
                     }
                     idle
                 };
-                if let (true, Some(conn)) = (gone, sink.as_ref()) {
+                if let (true, Some(conn)) = (gone, sink.conn.as_ref()) {
                     let timeout = inner.timeout;
                     let _ = tokio::time::timeout(timeout, conn.sink.clone().unsubscribe(&channel)).await;
                 }
@@ -111,7 +135,7 @@ impl Notifier {
             inner: Arc::new(Inner {
                 client,
                 timeout,
-                sink: AsyncMutex::new(None),
+                sink: AsyncMutex::new(Slot::default()),
                 waiters: Mutex::new(HashMap::new()),
                 connections: Default::default(),
             }),
@@ -126,8 +150,14 @@ impl Notifier {
         let mut sink = tokio::time::timeout(timeout, self.inner.sink.lock())
             .await
             .map_err(|_| timed_out())?;
-        if sink.is_none() {
-            *sink = Some(self.connect().await?);
+        if sink.conn.is_none() {
+            match connect(&self.inner).await {
+                Ok(conn) => sink.conn = Some(conn),
+                Err(e) => {
+                    sink.lose(&self.inner);
+                    return Err(e);
+                }
+            }
         }
         let rx = {
             let mut waiters = self.inner.waiters.lock().expect("waiters lock");
@@ -146,12 +176,14 @@ impl Notifier {
         };
         // Every waiter has its own SUBSCRIBE confirmed (Redis ignores repeats), so
         // none reads its record before its channel is live.
-        let conn = sink.as_mut().expect("connected above");
+        let conn = sink.conn.as_mut().expect("connected above");
         let confirmed = tokio::time::timeout(timeout, conn.sink.subscribe(&subscription.channel)).await;
         match confirmed {
             Ok(Ok(())) => Ok(subscription),
             failed => {
-                *sink = None; // drops the connection and stops its reader
+                // The other waiters keep waiting: the repair re-subscribes their
+                // channels on a new connection and wakes them to read again.
+                sink.lose(&self.inner);
                 Err(failed
                     .map_err(|_| timed_out())
                     .and_then(|r| r.map_err(Into::into))
@@ -159,44 +191,96 @@ impl Notifier {
             }
         }
     }
+}
 
-    /// Connects the pub/sub connection and starts the task that dispatches its messages.
-    async fn connect(&self) -> Result<Conn> {
-        let connect = self.inner.client.get_async_pubsub();
-        let pubsub = tokio::time::timeout(self.inner.timeout, connect)
+impl Inner {
+    fn has_waiters(&self) -> bool {
+        self.waiters.lock().expect("waiters lock").values().any(|w| w.count > 0)
+    }
+
+    fn wake_all(&self) {
+        for w in self.waiters.lock().expect("waiters lock").values() {
+            let _ = w.tx.send(());
+        }
+    }
+}
+
+/// Reconnects, with backoff, until a connection is up or nobody waits.
+async fn repair(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+        let mut slot = inner.sink.lock().await;
+        if slot.conn.is_some() || !inner.has_waiters() {
+            slot.repairing = false;
+            return;
+        }
+        match connect(&inner).await {
+            Ok(conn) => {
+                slot.conn = Some(conn);
+                slot.repairing = false;
+                tracing::info!("pub/sub connection restored");
+                return;
+            }
+            Err(e) => tracing::debug!(error.cause_chain = ?e, "pub/sub reconnect failed, retrying"),
+        }
+    }
+}
+
+/// Connects a pub/sub connection, subscribes it to every channel that has
+/// waiters, starts the task that dispatches its messages, then wakes every
+/// waiter to read again (a completion may have come while nobody listened).
+/// Called with the slot locked.
+async fn connect(inner: &Arc<Inner>) -> Result<Conn> {
+    let timeout = inner.timeout;
+    let pubsub = tokio::time::timeout(timeout, inner.client.get_async_pubsub())
+        .await
+        .map_err(|_| timed_out())??;
+    let (mut sink, mut stream) = pubsub.split();
+    let channels: Vec<String> = {
+        let waiters = inner.waiters.lock().expect("waiters lock");
+        waiters
+            .iter()
+            .filter(|(_, w)| w.count > 0)
+            .map(|(c, _)| c.clone())
+            .collect()
+    };
+    if !channels.is_empty() {
+        tokio::time::timeout(timeout, sink.subscribe(&channels))
             .await
             .map_err(|_| timed_out())??;
-        let (sink, mut stream) = pubsub.split();
-        let id = self
-            .inner
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let inner = self.inner.clone();
-        let reader = tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                let waiters = inner.waiters.lock().expect("waiters lock");
-                if let Some(w) = waiters.get(msg.get_channel_name()) {
-                    let _ = w.tx.send(());
-                }
-            }
-            // Connection lost: forget it, and let every waiter read again (each
-            // subscribes again, on a new connection).
-            for w in inner.waiters.lock().expect("waiters lock").values() {
+    }
+    let id = inner.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let reader_inner = inner.clone();
+    let reader = tokio::spawn(async move {
+        let inner = reader_inner;
+        while let Some(msg) = stream.next().await {
+            let waiters = inner.waiters.lock().expect("waiters lock");
+            if let Some(w) = waiters.get(msg.get_channel_name()) {
                 let _ = w.tx.send(());
             }
-            let mut current = inner.sink.lock().await;
-            let dead = current.take_if(|c| c.id == id);
-            drop(current);
-            // Last statement: dropping the Conn aborts this very task, which has
-            // nothing left to do (an abort only takes effect at an await).
-            drop(dead);
-        });
-        Ok(Conn {
-            id,
-            sink,
-            reader: reader.abort_handle(),
-        })
-    }
+        }
+        // Connection lost: forget it (the repair connects again and wakes the waiters).
+        let mut slot = inner.sink.lock().await;
+        let dead = if slot.conn.as_ref().is_some_and(|c| c.id == id) {
+            let dead = slot.conn.take();
+            slot.lose(&inner);
+            dead
+        } else {
+            None
+        };
+        drop(slot);
+        // Last statement: dropping the Conn aborts this very task, which has
+        // nothing left to do (an abort only takes effect at an await).
+        drop(dead);
+    });
+    inner.wake_all();
+    Ok(Conn {
+        id,
+        sink,
+        reader: reader.abort_handle(),
+    })
 }
 
 fn timed_out() -> crate::error::QueueError {

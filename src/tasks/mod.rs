@@ -1,10 +1,13 @@
 //! What a task author touches, shared by the API (which checks arguments at
 //! the door) and the worker (which runs the tasks): the registry, the context a
-//! task receives, the failure taxonomy, and the built-in tasks.
+//! task receives, the failure taxonomy, and the built-in tasks (`http` and `command` are
+//! opt-in by operator configuration).
 
 mod builtin;
+pub mod command;
 mod context;
 mod error;
+pub mod http;
 mod registry;
 
 pub use context::TaskContext;

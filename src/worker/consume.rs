@@ -16,7 +16,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-use super::{StopDetails, WorkerError, executor, health::LoopLiveness};
+use super::{StopDetails, WorkerError, executor, health::LoopLiveness, metrics::WorkerMetrics};
 use crate::{
     config::WorkerConfig,
     error::QueueError,
@@ -79,6 +79,7 @@ pub struct Consumer {
     tracker: TaskTracker,
     cancel_grace: Duration,
     block_max: Duration,
+    metrics: WorkerMetrics,
 }
 
 impl Consumer {
@@ -96,12 +97,18 @@ impl Consumer {
             tracker: TaskTracker::new(),
             cancel_grace: cfg.cancel_grace,
             block_max: cfg.block_max,
+            metrics: WorkerMetrics::default(),
         })
     }
 
     /// The running tasks (shared with the lease keeper and the cancel listener).
     pub(super) fn in_flight(&self) -> InFlightMap {
         self.in_flight.clone()
+    }
+
+    /// This worker's task metrics.
+    pub fn metrics(&self) -> WorkerMetrics {
+        self.metrics.clone()
     }
 
     /// One step: claims as many tasks as there are free slots (one script call)
@@ -145,9 +152,14 @@ impl Consumer {
         );
         let (queue, registry, map) = (self.queue.clone(), self.registry.clone(), self.in_flight.clone());
         let grace = self.cancel_grace;
+        let metrics = self.metrics.clone();
         let handle = self.tracker.spawn(async move {
             let _in_flight = InFlightGuard { map, id };
-            executor::execute(&queue, &registry, &task, revoke, grace).await;
+            let _running = metrics.started();
+            let began = std::time::Instant::now();
+            let outcome = executor::execute(&queue, &registry, &task, revoke.clone(), grace).await;
+            let secs = began.elapsed().as_secs_f64();
+            metrics.finished(&task.name, &task.queue, outcome, revoke.is_cancelled(), secs);
             drop(permit);
         });
         if let Some(f) = self.in_flight.lock().expect("in-flight lock").get_mut(&id) {
@@ -228,10 +240,10 @@ impl Consumer {
                 match self.queue.release(&f.task).await {
                     Ok(()) => released += 1,
                     Err(QueueError::NotRunning | QueueError::LeaseLost) => {
-                        tracing::debug!(task_id = %f.task.id, "finished or reassigned before its release")
+                        tracing::debug!(task_id = %f.task.id, name = %f.task.name, "finished or reassigned before its release")
                     }
                     Err(e) => {
-                        tracing::warn!(task_id = %f.task.id, error.message = %e, "cannot release task; its lease will expire")
+                        tracing::warn!(task_id = %f.task.id, name = %f.task.name, error.message = %e, "cannot release task; its lease will expire")
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! The worker's optional health port: `/healthz` answers 200 only while the
 //! consume loop is turning ([`LoopLiveness`], not to be confused with the lease
-//! heartbeat), `/readyz` while Redis answers.
+//! heartbeat), `/readyz` while Redis answers, `/metrics` this worker's task
+//! metrics (see `metrics.rs`).
 
 use std::{
     sync::{
@@ -14,6 +15,7 @@ use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode, listener:
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::{self, WorkerMetrics};
 use crate::{error::ErrorBody, model::now_ms, queue::Queue};
 
 /// Liveness of the consume loop: the time of its last turn.
@@ -77,18 +79,28 @@ async fn readyz(queue: Data<&Queue>) -> (StatusCode, poem::web::Json<serde_json:
     }
 }
 
+#[handler]
+fn metrics_text(metrics: Data<&WorkerMetrics>) -> poem::Response {
+    poem::Response::builder()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(metrics.encode())
+}
+
 /// Serves the health endpoints on a bound `acceptor` until `shutdown` fires.
 pub async fn serve(
     acceptor: TcpAcceptor,
     liveness: LoopLiveness,
     queue: Queue,
+    metrics: WorkerMetrics,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics_text))
         .data(liveness)
-        .data(queue);
+        .data(queue)
+        .data(metrics);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))
         .await

@@ -9,8 +9,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::consume::{Backoff, InFlightMap};
-use crate::{model::WorkerInfo, queue::Queue};
+use super::{
+    consume::{Backoff, InFlightMap},
+    metrics::WorkerMetrics,
+};
+use crate::{
+    model::{WorkerBeat, WorkerInfo},
+    queue::Queue,
+};
 
 /// Extends the leases of running tasks and refreshes the worker registration;
 /// tasks whose lease was lost or whose cancellation was requested are revoked.
@@ -18,6 +24,7 @@ pub(super) async fn keep_leases(
     queue: Queue,
     info: WorkerInfo,
     in_flight: InFlightMap,
+    metrics: WorkerMetrics,
     every: Duration,
     stop: CancellationToken,
 ) {
@@ -36,7 +43,7 @@ pub(super) async fn keep_leases(
                 let map = in_flight.lock().expect("in-flight lock");
                 for id in lost {
                     if let Some(f) = map.get(&id) {
-                        tracing::warn!(task_id = %id, "lease lost; cancelling the task");
+                        tracing::warn!(task_id = %id, name = %f.task.name, "lease lost; cancelling the task");
                         f.revoke.cancel();
                     }
                 }
@@ -48,7 +55,11 @@ pub(super) async fn keep_leases(
             }
             Err(e) => tracing::warn!(error.message = %e, "heartbeat failed"),
         }
-        if let Err(e) = queue.register_worker(&info, every * 3, false).await {
+        let beat = WorkerBeat {
+            heartbeat: every,
+            processed: metrics.processed(),
+        };
+        if let Err(e) = queue.worker_heartbeat(&info, &beat).await {
             tracing::warn!(error.message = %e, "worker registration failed");
         }
     }
@@ -85,7 +96,7 @@ pub(super) async fn listen_for_cancels(
                         let Ok(id) = msg.get_payload::<String>().map(|p| p.parse::<Uuid>()) else { continue };
                         let Ok(id) = id else { continue };
                         if let Some(f) = in_flight.lock().expect("in-flight lock").get(&id) {
-                            tracing::info!(task_id = %id, "cancellation requested");
+                            tracing::info!(task_id = %id, name = %f.task.name, "cancellation requested");
                             f.revoke.cancel();
                         }
                     }

@@ -6,7 +6,8 @@
 //! | `executor.rs` | one task under its time limits, its outcome recorded under its lease |
 //! | `lease.rs` | the lease keeper (heartbeat) and the cancel listener |
 //! | `reaper.rs` | returns tasks whose lease expired |
-//! | `health.rs` | the optional health port and the consume loop's liveness |
+//! | `health.rs` | the optional health port (`/healthz`, `/readyz`, `/metrics`) and the consume loop's liveness |
+//! | `metrics.rs` | task counters and durations, `processed` for the heartbeat |
 //!
 //! On shutdown the loop stops claiming, running tasks get `grace` to finish, and
 //! what is still running then is aborted and released back to its queue.
@@ -15,6 +16,7 @@ mod consume;
 pub mod executor;
 pub mod health;
 mod lease;
+pub mod metrics;
 mod reaper;
 
 use std::{collections::HashMap, time::Duration};
@@ -26,7 +28,7 @@ pub use consume::{Batch, Consumer};
 
 use crate::{
     config::WorkerConfig,
-    model::{RateLimit, WorkerInfo, now_ms},
+    model::{RateLimit, WorkerBeat, WorkerInfo, now_ms},
     queue::Queue,
     redis::connect,
     tasks::Registry,
@@ -66,6 +68,8 @@ pub async fn run(
     let queue = Queue::connect(&cfg.redis, cfg.engine.clone())?;
     let liveness = LoopLiveness::new((cfg.block_max * 3).max(Duration::from_secs(30)));
     let background = CancellationToken::new();
+    let mut consumer = Consumer::new(&cfg, queue.clone(), registry.clone())?;
+    let metrics = consumer.metrics();
     if let Some(addr) = cfg.health_addr {
         let acceptor = poem::listener::TcpListener::bind(addr)
             .into_acceptor()
@@ -75,15 +79,20 @@ pub async fn run(
             acceptor,
             liveness.clone(),
             queue.clone(),
+            metrics.clone(),
             background.clone(),
         ));
     }
     let info = registration(&cfg, &registry);
+    let every = cfg.heartbeat_interval();
     // Registered before the first claim, so rate limits and defaults hold from the start.
-    if let Err(e) = queue.register_worker(&info, cfg.heartbeat_interval() * 3, true).await {
+    let beat = WorkerBeat {
+        heartbeat: every,
+        processed: 0,
+    };
+    if let Err(e) = queue.worker_online(&info, &beat).await {
         tracing::warn!(error.message = %e, "worker registration failed; retrying with the heartbeat");
     }
-    let mut consumer = Consumer::new(&cfg, queue.clone(), registry.clone())?;
     let in_flight = consumer.in_flight();
     let cancels = connect::client(&cfg.redis)?;
     tokio::spawn(lease::listen_for_cancels(
@@ -92,11 +101,11 @@ pub async fn run(
         in_flight.clone(),
         background.clone(),
     ));
-    let every = cfg.heartbeat_interval();
     tokio::spawn(lease::keep_leases(
         queue.clone(),
-        info,
+        info.clone(),
         in_flight,
+        metrics.clone(),
         every,
         background.clone(),
     ));
@@ -106,8 +115,8 @@ pub async fn run(
     consumer.run(&liveness, &shutdown).await;
     let details = consumer.drain(cfg.grace).await;
     background.cancel();
-    if let Err(e) = queue.unregister_worker(&cfg.name).await {
-        tracing::warn!(error.message = %e, "cannot unregister worker");
+    if let Err(e) = queue.worker_stopped(&info, metrics.processed()).await {
+        tracing::warn!(error.message = %e, "cannot mark the worker stopped");
     }
     tracing::info!(?details, "worker stopped");
     Ok(details)

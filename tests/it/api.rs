@@ -243,7 +243,11 @@ async fn countdown_delays_the_start_and_priority_orders_the_queue() {
         .json()
         .await
         .unwrap();
-    assert_eq!(queue, json!({"queue": "default", "ready": 3, "delayed": 1}));
+    assert_eq!(
+        [&queue["queue"], &queue["ready"], &queue["delayed"]],
+        [&json!("default"), &json!(3), &json!(1)],
+        "{queue}"
+    );
 
     let _worker = Worker::start(&redis.url(), &ns, &["--concurrency", "1"]).await;
     for id in [&low, &high, &low2] {

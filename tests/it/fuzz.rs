@@ -174,6 +174,8 @@ impl App {
         cfg.namespace = unique_ns();
         let mut api = celeriac::config::ApiConfig::new(cfg);
         api.max_body_bytes = 64 * 1024;
+        // Bodies are the subject here; authentication has its own tests.
+        api.auth.enabled = false;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -225,7 +227,7 @@ fn run(cases: u32, strategy: impl Strategy<Value = Vec<u8>>, test: impl Fn(Vec<u
         failure_persistence: None,
         ..Config::default()
     });
-    if let Err(e) = runner.run(&strategy, |b| test(b)) {
+    if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}");
     }
 }
@@ -355,5 +357,156 @@ proptest! {
     #[test]
     fn plain_names_are_accepted(name in "[A-Za-z0-9][A-Za-z0-9._-]{0,127}") {
         prop_assert!(celeriac::config::validate_name("queue", &name).is_ok(), "{name:?}");
+    }
+}
+
+// ---------------------------------------------------------------- routes, cron, token files
+
+/// A glob matcher written the obvious (exponential, but tiny inputs) way, as an oracle.
+fn glob_oracle(p: &[char], n: &[char]) -> bool {
+    match (p.first(), n.first()) {
+        (None, None) => true,
+        (Some('*'), _) => glob_oracle(&p[1..], n) || (!n.is_empty() && glob_oracle(p, &n[1..])),
+        (Some('?'), Some(_)) => glob_oracle(&p[1..], &n[1..]),
+        (Some(a), Some(b)) if a == b => glob_oracle(&p[1..], &n[1..]),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Route globs agree with the obvious matcher.
+    #[test]
+    fn route_globs_match_like_the_obvious_matcher(pattern in "[ab.*?]{0,8}", name in "[ab.]{0,8}") {
+        let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+        prop_assert_eq!(celeriac::model::route::glob_match(&pattern, &name), glob_oracle(&p, &n));
+    }
+
+    /// Any routes setting parses or is refused, never panics; what parses prints back the same.
+    #[test]
+    fn any_routes_text_parses_or_is_refused(s in "\\PC{0,40}|[a-z*?=, .{}]{0,40}") {
+        if let Ok(routes) = s.parse::<celeriac::model::Routes>() {
+            let again: celeriac::model::Routes = routes.to_string().parse().unwrap();
+            prop_assert_eq!(again, routes);
+        }
+    }
+
+    /// Written routes read back, and the first matching glob decides the queue.
+    #[test]
+    fn the_first_matching_route_wins(
+        entries in vec(("[a-c*?.]{1,6}", "[a-z][a-z0-9._-]{0,10}"), 0..5),
+        name in "[a-c.]{0,8}",
+    ) {
+        let text = entries.iter().map(|(g, q)| format!(" {g} = {q} ")).collect::<Vec<_>>().join(",");
+        let routes: celeriac::model::Routes = text.parse().unwrap();
+        let expected = entries
+            .iter()
+            .find(|(g, _)| glob_oracle(&g.chars().collect::<Vec<_>>(), &name.chars().collect::<Vec<_>>()))
+            .map_or("default", |(_, q)| q.as_str());
+        prop_assert_eq!(routes.queue_for(&name), expected);
+    }
+}
+
+#[test]
+fn a_glob_with_many_stars_stays_linear() {
+    let pattern = format!("{}b", "*a".repeat(40));
+    let name = "a".repeat(20_000);
+    let started = std::time::Instant::now();
+    assert!(!celeriac::model::route::glob_match(&pattern, &name));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// One cron field: `*`, a value, a range, a step or a list, in and out of range.
+fn cron_field(max: u32) -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("*".to_owned()),
+        (0..=max + 2).prop_map(|v| v.to_string()),
+        (0..=max, 0..=max).prop_map(|(a, b)| format!("{a}-{b}")),
+        (1..=max + 1).prop_map(|s| format!("*/{s}")),
+        vec(0..=max, 1..4).prop_map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// Any cron text is parsed or refused with a reason; never a panic.
+    #[test]
+    fn any_cron_text_parses_or_is_refused(s in "\\PC{0,30}|[0-9*/,LW#? -]{0,30}") {
+        let _ = celeriac::model::schedule::parse_cron(&s);
+    }
+
+    /// Cron patterns built field by field (impossible dates like Feb 31 included):
+    /// the next due time is found at once, strictly later, or there is none.
+    #[test]
+    fn the_next_due_time_of_any_cron_comes_at_once(
+        fields in (cron_field(59), cron_field(23), cron_field(31), cron_field(12), cron_field(7)),
+        seconds in prop::option::of(cron_field(59)),
+        tz in prop::sample::select(vec!["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]),
+        at in 0i64..4_102_444_800_000,
+    ) {
+        let (mi, h, d, mo, wd) = fields;
+        let pattern = match seconds {
+            Some(s) => format!("{s} {mi} {h} {d} {mo} {wd}"),
+            None => format!("{mi} {h} {d} {mo} {wd}"),
+        };
+        let schedule: celeriac::model::Schedule =
+            serde_json::from_value(json!({"name": "p", "task": "noop", "cron": pattern, "timezone": tz})).unwrap();
+        let t = chrono::DateTime::from_timestamp_millis(at).unwrap();
+        let started = std::time::Instant::now();
+        let next = schedule.next_after(t);
+        prop_assert!(started.elapsed() < std::time::Duration::from_secs(2), "{pattern}: {:?}", started.elapsed());
+        if let Some(next) = next {
+            prop_assert!(next > t, "{pattern}: {next} after {t}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Any token setting loads or is refused, never panics, and a refusal never quotes a token.
+    #[test]
+    fn any_token_text_loads_or_is_refused(s in "\\PC{0,80}|[a-z:, #\\n]{0,60}") {
+        let cfg = celeriac::api::auth::AuthConfig { tokens: Some(s.clone()), ..Default::default() };
+        if let Err(e) = celeriac::api::auth::TokenTable::load(&cfg) {
+            for part in s.split([',', ':']).map(str::trim).filter(|p| p.len() >= 16) {
+                prop_assert!(!e.to_string().contains(part), "{e}");
+            }
+        }
+    }
+
+    /// Written tokens (colons allowed inside) load from the setting and from a file
+    /// with comments and blank lines, each with its scope; others are unknown.
+    #[test]
+    fn written_tokens_load_with_their_scopes(
+        // A file line starting with `#` is a comment, so no token starts with one here.
+        tokens in prop::collection::hash_set("[!\"$-+\\--~][!-+\\--~]{15,39}", 1..5),
+        scopes in vec(prop::sample::select(vec!["read", "write", "admin"]), 5),
+        stranger in "[!-+\\--~]{16,40}",
+    ) {
+        use celeriac::api::auth::{AuthConfig, TokenTable};
+        let tokens: Vec<String> = tokens.into_iter().collect();
+        let entries: Vec<String> = tokens.iter().zip(&scopes).map(|(t, s)| format!("{t}:{s}")).collect();
+        let inline = TokenTable::load(&AuthConfig { tokens: Some(entries.join(" , ")), ..Default::default() }).unwrap();
+        let file = std::env::temp_dir().join(format!("celeriac-tokens-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, format!("# tokens\n\n{}\n   \n", entries.join("\n  "))).unwrap();
+        let from_file = TokenTable::load(&AuthConfig { tokens_file: Some(file.clone()), ..Default::default() });
+        let _ = std::fs::remove_file(&file);
+        let from_file = from_file.unwrap();
+        for table in [&inline, &from_file] {
+            prop_assert_eq!(table.len(), tokens.len());
+            for (t, s) in tokens.iter().zip(&scopes) {
+                prop_assert_eq!(table.lookup(t).map(|s| s.as_str()), Some(*s));
+            }
+            if !tokens.contains(&stranger) {
+                prop_assert_eq!(table.lookup(&stranger), None);
+            }
+        }
     }
 }

@@ -161,6 +161,10 @@ impl Proc {
             .env_remove("REDIS_URL")
             .env_remove("PORT0")
             .env_remove("PORT")
+            .env_remove("CELERIAC_AUTH")
+            .env_remove("CELERIAC_API_TOKENS")
+            .env_remove("CELERIAC_API_TOKENS_FILE")
+            .env_remove("CELERIAC_METRICS_REQUIRE_AUTH")
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
@@ -217,28 +221,36 @@ impl Drop for Proc {
 /// A `celeriac-api` process on a free port.
 pub struct Api {
     /// Kept to kill the process on drop.
-    _proc: Proc,
+    pub proc: Proc,
     pub base: String,
     pub http: reqwest::Client,
 }
 
 impl Api {
+    /// An API without authentication (`CELERIAC_AUTH=off`), as most tests want.
     pub async fn start(redis_url: &str, ns: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(redis_url, ns, extra, &[("CELERIAC_AUTH", "off".to_owned())]).await
+    }
+
+    /// An API with authentication on and these `<token>:<scope>` entries.
+    pub async fn start_with_tokens(redis_url: &str, ns: &str, tokens: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(redis_url, ns, extra, &[("CELERIAC_API_TOKENS", tokens.to_owned())]).await
+    }
+
+    /// An API with extra environment (authentication settings included).
+    pub async fn start_with_env(redis_url: &str, ns: &str, extra: &[&str], env: &[(&str, String)]) -> Self {
         let port = free_port();
         let mut args = vec!["--host", "127.0.0.1"];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(
-            "celeriac-api",
-            env!("CARGO_BIN_EXE_celeriac-api"),
-            &args,
-            &[
-                ("CELERIAC_BROKER_URL", redis_url.to_owned()),
-                ("CELERIAC_NAMESPACE", ns.to_owned()),
-                ("PORT", port.to_string()),
-            ],
-        );
+        let mut vars = vec![
+            ("CELERIAC_BROKER_URL", redis_url.to_owned()),
+            ("CELERIAC_NAMESPACE", ns.to_owned()),
+            ("PORT", port.to_string()),
+        ];
+        vars.extend(env.iter().cloned());
+        let proc = Proc::spawn("celeriac-api", env!("CARGO_BIN_EXE_celeriac-api"), &args, &vars);
         let api = Self {
-            _proc: proc,
+            proc,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(90))

@@ -2,12 +2,17 @@
 //! binaries over HTTP, and the engine through the library.
 
 mod api;
+mod auth;
 mod chaos;
 mod chaos_helpers;
 mod engine;
 mod faults;
 mod fuzz;
+mod hardening;
 mod helpers;
+mod ops;
+mod realwork;
+mod schedules;
 mod semantics;
 mod worker;
 mod workflows;
