@@ -5,7 +5,12 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 
-use super::{AppState, Tag, auth::BearerAuth, error::ApiError, models::TaskCreated};
+use super::{
+    AppState, Tag,
+    auth::BearerAuth,
+    error::ApiError,
+    models::{JsonBody, TaskCreated},
+};
 use crate::{
     model::schedule::{Missed, Schedule, validate_schedule_name},
     model::{DEFAULT_QUEUE, TaskOptions, now_ms},
@@ -71,30 +76,39 @@ pub struct ScheduleView {
     /// Task options of every run.
     pub options: Value,
     /// Cron pattern.
+    #[oai(nullable)]
     pub cron: Option<String>,
     /// Time zone of `cron`.
     pub timezone: String,
     /// Period in seconds.
+    #[oai(nullable)]
     pub every: Option<f64>,
     /// Missed due times policy.
     pub missed: MissedPolicy,
     /// No run before this time.
+    #[oai(nullable)]
     pub start_at: Option<DateTime<Utc>>,
     /// No run after this time.
+    #[oai(nullable)]
     pub end_at: Option<DateTime<Utc>>,
     /// Held: nothing fires until resumed.
     pub paused: bool,
     /// The pending due time (none while paused or after `end_at`).
+    #[oai(nullable)]
     pub next_run_at: Option<DateTime<Utc>>,
     /// When the latest run was enqueued.
+    #[oai(nullable)]
     pub last_run_at: Option<DateTime<Utc>>,
     /// The task of the latest run.
+    #[oai(nullable)]
     pub last_task_id: Option<String>,
     /// Status of the latest run's task (none once its record expired).
+    #[oai(nullable)]
     pub last_status: Option<String>,
     /// Runs fired so far (manual runs included).
     pub runs: u64,
     /// Creation time.
+    #[oai(nullable)]
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -118,10 +132,13 @@ pub struct SchedulerReplica {
 #[derive(Debug, Object)]
 pub struct SchedulerView {
     /// The leading scheduler process, if any.
+    #[oai(nullable)]
     pub leader: Option<String>,
     /// Since when it leads.
+    #[oai(nullable)]
     pub since: Option<DateTime<Utc>>,
     /// Its fencing token (INCRed on each new leadership).
+    #[oai(nullable)]
     pub fencing_token: Option<u64>,
     /// Scheduler processes seen recently.
     pub replicas: Vec<SchedulerReplica>,
@@ -197,11 +214,12 @@ impl SchedulesApi {
     ///
     /// Scope: `admin`.
     #[oai(path = "/schedules", method = "post")]
-    async fn create(&self, _auth: BearerAuth, body: Json<ScheduleRequest>) -> Result<ScheduleResponse, ApiError> {
-        let Some(name) = body.0.name.clone() else {
+    async fn create(&self, _auth: BearerAuth, body: JsonBody<ScheduleRequest>) -> Result<ScheduleResponse, ApiError> {
+        let body = required(body)?;
+        let Some(name) = body.name.clone() else {
             return Err(ApiError::unprocessable("invalid_schedule", "name is required"));
         };
-        let s = self.checked(name, body.0).await?;
+        let s = self.checked(name, body).await?;
         match self.save(&s, true).await? {
             Saved::Exists => Err(ApiError::conflict(format!("a schedule named {:?} exists", s.name))),
             _ => self.created(&s.name).await,
@@ -232,15 +250,16 @@ impl SchedulesApi {
         _auth: BearerAuth,
         /// Schedule name.
         name: Path<String>,
-        body: Json<ScheduleRequest>,
+        body: JsonBody<ScheduleRequest>,
     ) -> Result<ScheduleResponse, ApiError> {
-        if body.0.name.as_ref().is_some_and(|n| *n != name.0) {
+        let body = required(body)?;
+        if body.name.as_ref().is_some_and(|n| *n != name.0) {
             return Err(ApiError::unprocessable(
                 "invalid_schedule",
                 "the body's name differs from the path's",
             ));
         }
-        let s = self.checked(name.0, body.0).await?;
+        let s = self.checked(name.0, body).await?;
         match self.save(&s, false).await? {
             Saved::Created => self.created(&s.name).await,
             _ => self.get(BearerAuth, Path(s.name)).await,
@@ -453,4 +472,11 @@ fn view(r: ScheduleRecord, last_status: Option<String>) -> ScheduleView {
 
 fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("no schedule named {name:?}"))
+}
+
+/// A schedule's body is required (the lenient reader accepts any content type
+/// and an empty body, as `POST /tasks` does).
+fn required(body: JsonBody<ScheduleRequest>) -> Result<ScheduleRequest, ApiError> {
+    body.0
+        .ok_or_else(|| ApiError::unprocessable("invalid_schedule", "a schedule needs a JSON body"))
 }

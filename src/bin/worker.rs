@@ -41,7 +41,7 @@ struct Args {
     cancel_grace: u64,
     /// Cluster-wide rate limits by task name, e.g. `add=10/s,report=100/m`
     /// (override the limits set at registration).
-    #[arg(long, env = "CELERIAC_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
+    #[arg(long, env = "CELERIAC_RATE_LIMITS", value_delimiter = ',', value_parser = celeriac::model::rate_limit::parse_rate_limit_entry)]
     rate_limits: Vec<(String, RateLimit)>,
     /// Also run the scheduler (periodic tasks) in this process, alongside consuming.
     #[arg(long, env = "CELERIAC_BEAT")]
@@ -88,13 +88,6 @@ fn parse_log_level(s: &str) -> Result<String, String> {
         "critical" | "fatal" => Ok("error".to_owned()),
         _ => Err(format!("unknown log level {s:?} (trace, debug, info, warning, error)")),
     }
-}
-
-fn parse_rate_limit(s: &str) -> Result<(String, RateLimit), String> {
-    let (name, limit) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected <task>=<limit>, got {s:?}"))?;
-    Ok((name.trim().to_owned(), limit.parse().map_err(|e| format!("{e}"))?))
 }
 
 #[tokio::main]

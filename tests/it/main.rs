@@ -3,9 +3,12 @@
 
 mod api;
 mod auth;
+mod chaos;
+mod chaos_helpers;
 mod dashboard;
 mod engine;
 mod faults;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod ops;
