@@ -84,10 +84,7 @@ pub fn check_callback_url(url: &str) -> Result<(), String> {
     }
     let parsed = Url::parse(url).map_err(|e| format!("callback_url {url:?} is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "callback_url must be http or https, not {:?}",
-            parsed.scheme()
-        ));
+        return Err(format!("callback_url must be http or https, not {:?}", parsed.scheme()));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("callback_url {url:?} has no host"));
@@ -137,7 +134,9 @@ impl QueueCallbacks {
             let (queue, url) = (queue.trim(), url.trim());
             crate::config::validate_name("queue name", queue).map_err(|e| invalid(e.to_string()))?;
             if queue == CALLBACK_QUEUE {
-                return Err(invalid(format!("the {CALLBACK_QUEUE} queue's deliveries get no callback")));
+                return Err(invalid(format!(
+                    "the {CALLBACK_QUEUE} queue's deliveries get no callback"
+                )));
             }
             check_callback_url(url).map_err(invalid)?;
             by_queue.insert(queue.to_owned(), url.to_owned());
@@ -210,12 +209,12 @@ mod tests {
 
     #[test]
     fn a_state_reads_from_lua_json_or_falls_back_to_the_url() {
-        let s = CallbackState::from_fields(
-            Some(r#"{"url":"http:\/\/x\/y","status":"pending","attempts":0}"#),
-            None,
-        )
-        .unwrap();
-        assert_eq!((s.url.as_str(), s.status, s.attempts), ("http://x/y", CallbackStatus::Pending, 0));
+        let s = CallbackState::from_fields(Some(r#"{"url":"http:\/\/x\/y","status":"pending","attempts":0}"#), None)
+            .unwrap();
+        assert_eq!(
+            (s.url.as_str(), s.status, s.attempts),
+            ("http://x/y", CallbackStatus::Pending, 0)
+        );
         let s = CallbackState::from_fields(None, Some("http://a/".into())).unwrap();
         assert_eq!(s.status, CallbackStatus::Pending);
         assert!(CallbackState::from_fields(None, None).is_none());

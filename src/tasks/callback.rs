@@ -240,10 +240,7 @@ impl CallbackTask {
             Err(e) => return Err(Failure::retryable("QueueError", e.to_string())),
         };
         let body = serde_json::to_vec(&record.to_json()).unwrap_or_default();
-        let mut request = self
-            .client
-            .post(url)
-            .header(header::CONTENT_TYPE, "application/json");
+        let mut request = self.client.post(url).header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -269,16 +266,14 @@ impl CallbackTask {
         let text = response.text().await.unwrap_or_default();
         let excerpt: String = text.chars().take(ERROR_EXCERPT_BYTES).collect();
         let message = format!("HTTP {status}: {excerpt}");
-        Err(
-            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                Failure {
-                    retry_after,
-                    ..Failure::retryable("HttpStatus", message)
-                }
-            } else {
-                Failure::last("HttpStatus", message)
-            },
-        )
+        Err(if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            Failure {
+                retry_after,
+                ..Failure::retryable("HttpStatus", message)
+            }
+        } else {
+            Failure::last("HttpStatus", message)
+        })
     }
 }
 
@@ -352,6 +347,9 @@ mod tests {
         let url = Url::parse("http://127.0.0.1:9/x").unwrap();
         assert!(!task.allowed.allows(&url));
         let msg = task.allowed.refusal(&url).to_string();
-        assert!(msg.contains(ALLOWED_HOSTS_SETTING) && msg.contains("127.0.0.1:9"), "{msg}");
+        assert!(
+            msg.contains(ALLOWED_HOSTS_SETTING) && msg.contains("127.0.0.1:9"),
+            "{msg}"
+        );
     }
 }

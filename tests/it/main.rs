@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod callbacks;
 mod dashboard;
 mod engine;
 mod faults;
