@@ -331,6 +331,8 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// Bearer tokens and scopes (on by default: no token, no start).
     pub auth: crate::api::auth::AuthConfig,
+    /// Callback URLs by queue (`CELERIAC_QUEUE_CALLBACKS`) for tasks that name none.
+    pub queue_callbacks: crate::model::QueueCallbacks,
 }
 
 impl ApiConfig {
@@ -343,6 +345,7 @@ impl ApiConfig {
             allow_unknown_tasks: false,
             shutdown_grace: Duration::from_secs(10),
             auth: Default::default(),
+            queue_callbacks: Default::default(),
         }
     }
 
@@ -385,6 +388,8 @@ pub struct WorkerConfig {
     pub http: crate::tasks::http::HttpTaskConfig,
     /// TOML file of the `command` task's commands; without one the task is not offered.
     pub commands_file: Option<std::path::PathBuf>,
+    /// Settings of the built-in `callback` task (allowed hosts, token, secret, attempts).
+    pub callback: crate::tasks::callback::CallbackTaskConfig,
     /// Heartbeat interval (lease extension and registration refresh); `None`: a third of the lease.
     pub heartbeat: Option<Duration>,
 }
@@ -405,6 +410,7 @@ impl WorkerConfig {
             rate_limits: Vec::new(),
             http: crate::tasks::http::HttpTaskConfig::default(),
             commands_file: None,
+            callback: Default::default(),
             heartbeat: None,
         }
     }

@@ -55,6 +55,8 @@ pub(crate) struct AppState {
     notifier: Notifier,
     /// The events stream reader (SSE).
     events: EventHub,
+    /// Callback URLs by queue, for tasks that name none (`CELERIAC_QUEUE_CALLBACKS`).
+    queue_callbacks: Arc<crate::model::QueueCallbacks>,
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
@@ -111,6 +113,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     let state = AppState {
         queue: queue.clone(),
         events,
+        queue_callbacks: Arc::new(cfg.queue_callbacks.clone()),
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,

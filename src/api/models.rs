@@ -62,6 +62,11 @@ pub struct NewTaskRequest {
     /// returns the first task's id (200) instead of enqueueing again.
     #[oai(validator(min_length = 1, max_length = 256))]
     pub idempotency_key: Option<String>,
+    /// When the task reaches a final state, its record (this API's `GET /tasks/{task_id}`
+    /// body) is POSTed here (`http` or `https`); default: its queue's callback, if the
+    /// API has one (`CELERIAC_QUEUE_CALLBACKS`).
+    #[oai(validator(max_length = 2048))]
+    pub callback_url: Option<String>,
 }
 
 /// `202` body of `POST /tasks`.
@@ -164,37 +169,42 @@ pub struct TaskView {
     pub workflow_id: Option<String>,
     /// The schedule that fired this task: `{"name", "due_at"}`.
     pub schedule: Option<Value>,
+    /// Its completion callback, if it has one, and how far the delivery got.
+    pub callback: Option<CallbackView>,
+}
+
+/// A task's completion callback.
+#[derive(Debug, Object)]
+pub struct CallbackView {
+    /// Where the record is POSTed.
+    pub url: String,
+    /// How far the delivery got.
+    pub status: CallbackDelivery,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Why the latest attempt failed.
+    #[oai(nullable)]
+    pub last_error: Option<String>,
+}
+
+/// How far a callback's delivery got.
+#[derive(Debug, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CallbackDelivery {
+    /// Not delivered yet: the task is not final, or a delivery runs or waits for a retry.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: a 4xx answer, a destination not allowed, or every attempt failed.
+    Failed,
 }
 
 impl From<TaskRecord> for TaskView {
     fn from(r: TaskRecord) -> Self {
-        Self {
-            task_id: r.id.to_string(),
-            status: r.status.into(),
-            result: r.result.unwrap_or(Value::Null),
-            traceback: r.traceback,
-            children: r.children.iter().map(ToString::to_string).collect(),
-            parent_id: r.parent_id.map(|p| p.to_string()),
-            name: r.name,
-            queue: r.queue,
-            args: r.args,
-            attempts: r.attempts,
-            retries: r.retries,
-            max_retries: r.max_retries,
-            priority: r.priority,
-            errors: r.errors,
-            progress: r.progress,
-            created_at: r.created_at,
-            eta: r.eta,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            worker: r.worker,
-            expires_at: r.expires_at,
-            options: serde_json::to_value(&r.options).unwrap_or(Value::Null),
-            cancel_requested: r.cancel_requested,
-            workflow_id: r.workflow_id.map(|w| w.to_string()),
-            schedule: r.schedule,
-        }
+        // The record's JSON has one home, shared with completion callbacks; this
+        // view is its schema (a test reads every field back).
+        Self::parse_from_json(Some(r.to_json()))
+            .unwrap_or_else(|e| panic!("TaskRecord::to_json does not fit TaskView: {}", e.into_message()))
     }
 }
 
@@ -626,5 +636,72 @@ mod tests {
         assert!(QueueName::parse_from_json(Some(Value::from(5))).is_err());
         assert!(TaskName::parse_from_json(Some(Value::from(true))).is_err());
         assert!(TaskName::parse_from_json(Some(Value::Null)).is_err());
+    }
+
+    #[test]
+    fn the_view_writes_back_exactly_the_records_json() {
+        use crate::model::{CallbackState, CallbackStatus, TaskOptions};
+        let at = |ms| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        let full = TaskRecord {
+            id: uuid::Uuid::new_v4(),
+            name: "n".into(),
+            queue: "q".into(),
+            args: serde_json::json!({"a": [1, 2]}),
+            status: TaskStatus::Failure,
+            result: Some(serde_json::json!({"exc_type": "E"})),
+            traceback: Some("E: x".into()),
+            children: vec![uuid::Uuid::new_v4()],
+            parent_id: Some(uuid::Uuid::new_v4()),
+            attempts: 3,
+            retries: 2,
+            max_retries: 5,
+            priority: 9,
+            errors: vec![serde_json::json!({"attempt": 1})],
+            progress: Some(serde_json::json!({"current": 1})),
+            created_at: at(1_700_000_000_123),
+            eta: Some(at(1_700_000_001_000)),
+            started_at: Some(at(1_700_000_002_000)),
+            finished_at: Some(at(1_700_000_003_000)),
+            worker: Some("w".into()),
+            expires_at: Some(at(1_700_000_004_000)),
+            options: TaskOptions {
+                max_retries: Some(5),
+                retry_on: Some(vec!["E".into()]),
+                ..TaskOptions::default()
+            },
+            cancel_requested: true,
+            workflow_id: Some(uuid::Uuid::new_v4()),
+            schedule: Some(serde_json::json!({"name": "s"})),
+            callback: Some(CallbackState {
+                url: "http://x/y".into(),
+                status: CallbackStatus::Failed,
+                attempts: 2,
+                last_error: Some("HTTP 404".into()),
+            }),
+        };
+        let bare = TaskRecord {
+            status: TaskStatus::Pending,
+            result: None,
+            traceback: None,
+            children: vec![],
+            parent_id: None,
+            errors: vec![],
+            progress: None,
+            eta: None,
+            started_at: None,
+            finished_at: None,
+            worker: None,
+            expires_at: None,
+            options: TaskOptions::default(),
+            cancel_requested: false,
+            workflow_id: None,
+            schedule: None,
+            callback: None,
+            ..full.clone()
+        };
+        for r in [full, bare] {
+            let json = r.to_json();
+            assert_eq!(TaskView::from(r).to_json(), Some(json));
+        }
     }
 }

@@ -337,6 +337,13 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
             ));
         }
     };
+    let callback_url = match req.callback_url {
+        Some(url) => {
+            crate::model::callback::check_callback_url(&url).map_err(|m| invalid("invalid_callback_url", m))?;
+            Some(url)
+        }
+        None => state.queue_callbacks.url_for(&queue).map(str::to_owned),
+    };
     if let (Some(soft), Some(hard)) = (req.soft_time_limit, req.time_limit)
         && soft >= hard
     {
@@ -364,6 +371,7 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
         expires_at,
         idempotency_key: req.idempotency_key,
         parent_id: None,
+        callback_url,
     })
 }
 

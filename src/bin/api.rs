@@ -76,6 +76,11 @@ struct ServeArgs {
     /// `/metrics` requires a token with the read scope.
     #[arg(long, env = "CELERIAC_METRICS_REQUIRE_AUTH")]
     metrics_require_auth: bool,
+    /// Completion callbacks for every task of a queue that names no `callback_url`:
+    /// `<queue>=<url>,…` (e.g. `encoding=https://app/rest/done`).
+    #[arg(long, env = "CELERIAC_QUEUE_CALLBACKS", default_value = "", hide_env_values = true,
+        value_parser = celeriac::model::QueueCallbacks::parse)]
+    queue_callbacks: celeriac::model::QueueCallbacks,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -111,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut cfg = ApiConfig::new(redis);
     cfg.engine = args.common.engine();
+    cfg.queue_callbacks = args.queue_callbacks;
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.allow_unknown_tasks = args.allow_unknown_tasks;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);

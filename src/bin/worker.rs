@@ -8,7 +8,9 @@ use celeriac::{
     model::RateLimit,
     scheduler, shutdown,
     tasks::{
-        Registry, command,
+        Registry,
+        callback::{self, CallbackTaskConfig},
+        command,
         http::{self, HttpTaskConfig},
     },
     telemetry, worker,
@@ -67,6 +69,19 @@ struct Args {
     /// TOML file defining the `command` task's commands (task not offered without it).
     #[arg(long, env = "CELERIAC_COMMANDS_FILE")]
     commands_file: Option<std::path::PathBuf>,
+    /// Hosts completion callbacks may be POSTed to: names or host:port, `*` for any
+    /// (default: none). Deliveries run on the `callbacks` queue: consume it (`-Q default,callbacks`).
+    #[arg(long, env = "CELERIAC_CALLBACK_ALLOWED_HOSTS", value_delimiter = ',')]
+    callback_allowed_hosts: Vec<String>,
+    /// Bearer token sent with every completion callback.
+    #[arg(long, env = "CELERIAC_CALLBACK_TOKEN", hide_env_values = true)]
+    callback_token: Option<String>,
+    /// Secret signing every completion callback (`X-Celeriac-Signature: sha256=<HMAC>`).
+    #[arg(long, env = "CELERIAC_CALLBACK_SECRET", hide_env_values = true)]
+    callback_secret: Option<String>,
+    /// Attempts per completion callback before it is given up.
+    #[arg(long, env = "CELERIAC_CALLBACK_MAX_ATTEMPTS", default_value_t = callback::DEFAULT_MAX_ATTEMPTS)]
+    callback_max_attempts: u32,
     /// Port for GET /healthz, /readyz and /metrics (none by default).
     #[arg(long, env = "CELERIAC_HEALTH_PORT")]
     health_port: Option<u16>,
@@ -135,9 +150,16 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: args.http_max_body_bytes,
     };
     cfg.commands_file = args.commands_file;
+    cfg.callback = CallbackTaskConfig {
+        allowed_hosts: args.callback_allowed_hosts,
+        token: args.callback_token,
+        secret: args.callback_secret,
+        max_attempts: args.callback_max_attempts,
+    };
     let mut registry = Registry::with_builtins();
     http::register(&mut registry, cfg.http.clone())?;
     command::register_from_file(&mut registry, cfg.commands_file.as_deref())?;
+    callback::register(&mut registry, cfg.callback.clone())?;
     let details = worker::run(cfg, registry, shutdown.clone()).await?;
     tracing::info!(?details, "celeriac-worker stopped");
     if let Some(beat) = beat {

@@ -2,14 +2,17 @@
 //! routes, schedules. Everything above (the queue engine, the API, the worker, the
 //! scheduler) speaks in these.
 
+pub mod callback;
 pub mod queue;
 pub mod rate_limit;
 pub mod route;
 pub mod schedule;
 pub mod task;
+mod task_json;
 pub mod worker;
 pub mod workflow;
 
+pub use callback::{CallbackState, CallbackStatus, QueueCallbacks};
 pub use queue::QueueStats;
 pub use rate_limit::RateLimit;
 pub use route::Routes;

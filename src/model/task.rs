@@ -148,6 +148,8 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     /// The task that enqueued this one, if any.
     pub parent_id: Option<Uuid>,
+    /// Where its record is POSTed when it reaches a final state (see [`super::callback`]).
+    pub callback_url: Option<String>,
 }
 
 impl NewTask {
@@ -162,6 +164,7 @@ impl NewTask {
             expires_at: None,
             idempotency_key: None,
             parent_id: None,
+            callback_url: None,
         }
     }
 }
@@ -242,6 +245,8 @@ pub struct TaskRecord {
     pub workflow_id: Option<Uuid>,
     /// The schedule that fired this task: `{"name", "due_at"}`.
     pub schedule: Option<Value>,
+    /// Its completion callback and how far the delivery got.
+    pub callback: Option<super::CallbackState>,
 }
 
 /// Milliseconds since the Unix epoch, the clock every script receives (`now_ms`).

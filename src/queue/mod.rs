@@ -12,6 +12,7 @@
 //! | `stats.rs` | queue counts |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
+mod callbacks;
 mod lease;
 mod overview;
 mod stats;

@@ -111,6 +111,9 @@ pub(super) fn task_spec<'a>(
     if let Some(parent) = task.parent_id {
         fields.push(("parent_id", parent.to_string()));
     }
+    if let Some(url) = &task.callback_url {
+        fields.push(("callback_url", url.clone()));
+    }
     // An explicit expiry wins over the `expires` option (seconds from now).
     let explicit = if standalone {
         task.expires_at.map_or(0, |t| t.timestamp_millis())

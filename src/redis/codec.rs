@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{QueueError, Result},
-    model::{TaskOptions, TaskRecord, TaskStatus, WorkflowKind, WorkflowRecord},
+    model::{CallbackState, TaskOptions, TaskRecord, TaskStatus, WorkflowKind, WorkflowRecord},
 };
 
 /// Reads a task record from the fields of its hash (the table in `keys.rs`).
@@ -66,6 +66,7 @@ pub fn task_from_hash(mut h: HashMap<String, String>) -> Result<TaskRecord> {
         cancel_requested: take("cancel_requested").is_some(),
         workflow_id: take("workflow").and_then(|s| s.parse().ok()),
         schedule: json(take("schedule")),
+        callback: CallbackState::from_fields(take("callback").as_deref(), take("callback_url")),
     })
 }
 

@@ -30,6 +30,7 @@ static INCLUDES: &[(&str, &str)] = &[
         include_str!("lua/includes/workflow_advance.lua"),
     ),
     ("includes/finalize", include_str!("lua/includes/finalize.lua")),
+    ("includes/callback", include_str!("lua/includes/callback.lua")),
 ];
 
 const INCLUDE_MARKER: &str = "--- @include \"";
@@ -90,6 +91,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("forget", include_str!("lua/forget.lua")),
     ("progress", include_str!("lua/progress.lua")),
     ("workflow", include_str!("lua/workflow.lua")),
+    ("callback_status", include_str!("lua/callback_status.lua")),
 ];
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
@@ -104,6 +106,7 @@ static RESUBMIT: LazyLock<Script> = script!("resubmit.lua");
 static FORGET: LazyLock<Script> = script!("forget.lua");
 static PROGRESS: LazyLock<Script> = script!("progress.lua");
 static WORKFLOW: LazyLock<Script> = script!("workflow.lua");
+static CALLBACK_STATUS: LazyLock<Script> = script!("callback_status.lua");
 
 /// Most delayed tasks one claim promotes per queue (keeps each script call short).
 const PROMOTE_LIMIT: usize = 1000;
@@ -502,6 +505,13 @@ pub async fn workflow(
     }
     let (c, name): (i64, String) = inv.invoke_async(conn).await?;
     QueueError::from_script_code(c, &name).map(drop)
+}
+
+/// Runs `callback_status.lua`: records a task's callback state (JSON).
+pub async fn callback_status(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, state_json: &str) -> Result<()> {
+    let mut inv = CALLBACK_STATUS.prepare_invoke();
+    inv.key(ctx.keys.task(id)).arg(state_json);
+    code(inv.invoke_async(conn).await?).map(drop)
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ impl TaskContext {
         }
     }
 
+    /// The engine, for built-in tasks that act on other records (`callback`).
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
     /// Fires when the task should stop: it was cancelled, its soft time limit
     /// passed, or its lease was lost. Long tasks select on it to clean up and return.
     pub fn cancellation(&self) -> &CancellationToken {

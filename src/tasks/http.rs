@@ -107,11 +107,21 @@ enum AllowedHost {
     Host { host: String, port: Option<u16> },
 }
 
-#[derive(Clone, Debug, Default)]
-struct AllowedHosts(Vec<AllowedHost>);
+/// Allowed destinations, and the setting that lists them (named in refusals);
+/// shared with the `callback` task.
+#[derive(Clone, Debug)]
+pub(crate) struct AllowedHosts {
+    hosts: Vec<AllowedHost>,
+    setting: &'static str,
+}
 
 impl AllowedHosts {
     fn parse(entries: &[String]) -> Result<Self, HttpConfigError> {
+        Self::parse_for(entries, ALLOWED_HOSTS_SETTING)
+    }
+
+    /// Reads `host`, `host:port` and `*` entries of `setting`.
+    pub(crate) fn parse_for(entries: &[String], setting: &'static str) -> Result<Self, HttpConfigError> {
         let mut hosts = Vec::new();
         for raw in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let invalid = || HttpConfigError::InvalidHost(raw.to_owned());
@@ -138,36 +148,40 @@ impl AllowedHosts {
             }
             hosts.push(AllowedHost::Host { host, port });
         }
-        Ok(Self(hosts))
+        Ok(Self { hosts, setting })
     }
 
-    fn allows(&self, url: &Url) -> bool {
+    /// True when `url`'s host (and port) is allowed.
+    pub(crate) fn allows(&self, url: &Url) -> bool {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return false;
         };
-        self.0.iter().any(|a| match a {
+        self.hosts.iter().any(|a| match a {
             AllowedHost::Any => true,
             AllowedHost::Host { host: h, port: p } => h.eq_ignore_ascii_case(host) && p.is_none_or(|p| p == port),
         })
     }
 
-    fn refusal(&self, url: &Url) -> HostNotAllowed {
+    /// The error for a `url` that is not allowed.
+    pub(crate) fn refusal(&self, url: &Url) -> HostNotAllowed {
         HostNotAllowed {
             host: format!(
                 "{}:{}",
                 url.host_str().unwrap_or(""),
                 url.port_or_known_default().unwrap_or(0)
             ),
-            none_allowed: self.0.is_empty(),
+            none_allowed: self.hosts.is_empty(),
+            setting: self.setting,
         }
     }
 }
 
 /// A destination outside the allowed hosts (also raised from the redirect policy).
 #[derive(Debug)]
-struct HostNotAllowed {
+pub(crate) struct HostNotAllowed {
     host: String,
     none_allowed: bool,
+    setting: &'static str,
 }
 
 impl fmt::Display for HostNotAllowed {
@@ -175,14 +189,14 @@ impl fmt::Display for HostNotAllowed {
         if self.none_allowed {
             write!(
                 f,
-                "host {} is not allowed: no destination is allowed until {ALLOWED_HOSTS_SETTING} lists it (host, host:port or *)",
-                self.host
+                "host {} is not allowed: no destination is allowed until {} lists it (host, host:port or *)",
+                self.host, self.setting
             )
         } else {
             write!(
                 f,
-                "host {} is not allowed: add it to {ALLOWED_HOSTS_SETTING} (host, host:port or *)",
-                self.host
+                "host {} is not allowed: add it to {} (host, host:port or *)",
+                self.host, self.setting
             )
         }
     }

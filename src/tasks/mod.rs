@@ -4,6 +4,7 @@
 //! opt-in by operator configuration).
 
 mod builtin;
+pub mod callback;
 pub mod command;
 mod context;
 mod error;

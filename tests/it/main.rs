@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod callbacks;
 mod chaos;
 mod chaos_helpers;
 mod dashboard;

@@ -6,6 +6,8 @@
 --- @include "includes/emit"
 --- @include "includes/ready"
 
+--- @include "includes/callback"
+
 -- Declared before the workflow piece, which revokes held steps through it.
 local finalize
 --- @include "includes/workflow_advance"
@@ -20,5 +22,6 @@ finalize = function(id, key, status, result, queue, event, idem, wid)
   if idem then rcall('PEXPIRE', idem_prefix .. idem, ttl) end
   emit(event, id, queue, status)
   rcall('PUBLISH', done_prefix .. id, status)
+  queue_callback(id, key)
   if wid then advance_workflow(id, key, wid, status, result) end
 end
