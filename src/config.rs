@@ -314,6 +314,8 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// Bearer tokens and scopes (on by default: no token, no start).
     pub auth: crate::api::auth::AuthConfig,
+    /// Queues of tasks enqueued without one, by task-name glob (`CELERIAC_ROUTES`).
+    pub routes: crate::model::Routes,
 }
 
 impl ApiConfig {
@@ -326,6 +328,7 @@ impl ApiConfig {
             allow_unknown_tasks: false,
             shutdown_grace: Duration::from_secs(10),
             auth: Default::default(),
+            routes: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@
 //! | Redis: connections, keys, codec, scripts, wake-ups | [`redis`] |
 //! | domain types, no I/O | [`model`] |
 //! | operator queries (`celeriac-api inspect …`) | [`inspect`] |
+//! | a typed client for Rust producers (Redis, no HTTP) | [`client`] |
 //! | settings (typed, validated, no env reads) | [`config`] |
 //! | errors, logs, shutdown | [`error`], [`telemetry`], [`shutdown`] |
 //!
@@ -42,6 +43,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod inspect;
@@ -54,5 +56,6 @@ pub mod tasks;
 pub mod telemetry;
 pub mod worker;
 
+pub use client::Client;
 pub use error::{QueueError, Result};
 pub use queue::Queue;

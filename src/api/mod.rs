@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod queues;
 pub mod schedules;
+pub mod task_types;
 pub mod tasks;
 pub mod ui;
 pub mod workers;
@@ -25,6 +26,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 
 use crate::{
     config::ApiConfig,
+    model::Routes,
     queue::Queue,
     redis::{connect, events::EventHub, notify::Notifier},
     tasks::Registry,
@@ -58,6 +60,10 @@ pub(crate) struct AppState {
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
+    /// Where tasks enqueued without a queue go (`CELERIAC_ROUTES`).
+    routes: Arc<Routes>,
+    /// Compiled published argument schemas.
+    schemas: task_types::SchemaCache,
 }
 
 impl AppState {
@@ -114,9 +120,12 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
+        routes: Arc::new(cfg.routes.clone()),
+        schemas: Default::default(),
     };
     let apis = (
         tasks::TasksApi { state: state.clone() },
+        task_types::TaskTypesApi { state: state.clone() },
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },
