@@ -164,7 +164,12 @@ impl Client {
     /// built in nor registered by a worker are refused
     /// ([`QueueError::UnknownTaskName`]). Returns the task's id (an earlier
     /// task's id when its idempotency key was used already).
-    pub async fn enqueue(&self, name: &str, args: impl Serialize, options: EnqueueOptions) -> Result<Uuid, ClientError> {
+    pub async fn enqueue(
+        &self,
+        name: &str,
+        args: impl Serialize,
+        options: EnqueueOptions,
+    ) -> Result<Uuid, ClientError> {
         let args = serde_json::to_value(args).map_err(ClientError::Args)?;
         let task = NewTask {
             queue: options.queue.unwrap_or_else(|| self.routes.queue_for(name).to_owned()),

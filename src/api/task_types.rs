@@ -91,10 +91,13 @@ impl TaskTypesApi {
     }
 }
 
+/// A published schema's text and its compiled validator.
+type Compiled = (String, Arc<jsonschema::Validator>);
+
 /// Compiled argument schemas by task name, recompiled when the published text changes.
 #[derive(Clone, Default)]
 pub(crate) struct SchemaCache {
-    compiled: Arc<Mutex<HashMap<String, (String, Arc<jsonschema::Validator>)>>>,
+    compiled: Arc<Mutex<HashMap<String, Compiled>>>,
 }
 
 impl SchemaCache {
@@ -162,7 +165,11 @@ pub(crate) async fn check_args(state: &AppState, task: &NewTask, fed: bool) -> R
         .take(5)
         .map(|e| {
             let at = e.instance_path().to_string();
-            if at.is_empty() { e.to_string() } else { format!("at {at}: {e}") }
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            }
         })
         .collect();
     if complaints.is_empty() {

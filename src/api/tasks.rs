@@ -264,7 +264,9 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
     let in_workflow = placement != Placement::Alone;
     let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
     // An explicit queue wins over the routes (which default to `default`).
-    let queue = req.queue.map_or_else(|| state.routes.queue_for(&req.name.0).to_owned(), |q| q.0);
+    let queue = req
+        .queue
+        .map_or_else(|| state.routes.queue_for(&req.name.0).to_owned(), |q| q.0);
     if !is_safe_name(&queue, MAX_QUEUE_NAME) {
         return Err(invalid(
             "invalid_queue",

@@ -101,7 +101,11 @@ async fn a_typed_task_runs_through_the_library_and_the_client() {
     let mut id = None;
     for _ in 0..200 {
         match client
-            .enqueue("resize", json!({"width": 640, "height": 480}), EnqueueOptions::default())
+            .enqueue(
+                "resize",
+                json!({"width": 640, "height": 480}),
+                EnqueueOptions::default(),
+            )
             .await
         {
             Ok(i) => {
@@ -151,7 +155,11 @@ async fn a_typed_task_runs_through_the_library_and_the_client() {
 
     // A wait that times out says how far the task got.
     let pending = client
-        .enqueue("add", json!({"x": 1, "y": 2}), EnqueueOptions::on_queue("nobody-consumes"))
+        .enqueue(
+            "add",
+            json!({"x": 1, "y": 2}),
+            EnqueueOptions::on_queue("nobody-consumes"),
+        )
         .await
         .unwrap();
     let t0 = std::time::Instant::now();
@@ -328,7 +336,11 @@ async fn a_task_name_is_forgotten_after_its_workers_are_pruned() {
     let (status, body) = api
         .post_task(json!({"name": "resize", "args": {"width": 1, "height": 1}}))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("unknown_task")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_task")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -338,7 +350,11 @@ async fn routes_place_tasks_by_name_and_an_explicit_queue_wins() {
     let api = Api::start(
         &redis.url(),
         &ns,
-        &["--allow-unknown-tasks", "--routes", "transcode*=encoding,xapi.*=xapi,report=reports"],
+        &[
+            "--allow-unknown-tasks",
+            "--routes",
+            "transcode*=encoding,xapi.*=xapi,report=reports",
+        ],
     )
     .await;
     let queue_of = |body: Value| {
