@@ -30,7 +30,7 @@ use crate::{
     model::{NewTask, Routes, TaskOptions, TaskRecord, TaskStatus},
     queue::{Cancel, Queue},
     redis::{connect, notify::Notifier},
-    tasks::Registry,
+    tasks::{ArgsCheck, Registry},
 };
 
 /// Why a client call failed.
@@ -40,6 +40,15 @@ pub enum ClientError {
     /// [`QueueError::UnknownTaskName`]).
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The arguments do not match what the task's workers published (its JSON
+    /// Schema, or the `command` task's commands): what `POST /tasks` answers 422 for.
+    #[error("bad args for {name:?}: {message}")]
+    InvalidArgs {
+        /// The task name.
+        name: String,
+        /// What is wrong, as the schema says.
+        message: String,
+    },
     /// The arguments did not serialize to JSON.
     #[error("arguments do not serialize")]
     Args(#[source] serde_json::Error),
@@ -113,6 +122,7 @@ pub struct Client {
     notifier: Notifier,
     routes: Arc<Routes>,
     builtins: Arc<Registry>,
+    args_check: ArgsCheck,
 }
 
 impl Client {
@@ -130,6 +140,7 @@ impl Client {
             notifier: Notifier::new(connect::client(redis)?, redis.connect_timeout * 3 / 4),
             routes: Arc::new(Routes::default()),
             builtins: Arc::new(Registry::with_builtins()),
+            args_check: ArgsCheck::default(),
         })
     }
 
@@ -162,8 +173,9 @@ impl Client {
 
     /// Enqueues `name` with `args` (any `Serialize`). Names that are neither
     /// built in nor registered by a worker are refused
-    /// ([`QueueError::UnknownTaskName`]). Returns the task's id (an earlier
-    /// task's id when its idempotency key was used already).
+    /// ([`QueueError::UnknownTaskName`]), and arguments are checked as
+    /// `POST /tasks` checks them ([`ClientError::InvalidArgs`]). Returns the
+    /// task's id (an earlier task's id when its idempotency key was used already).
     pub async fn enqueue(
         &self,
         name: &str,
@@ -171,6 +183,13 @@ impl Client {
         options: EnqueueOptions,
     ) -> Result<Uuid, ClientError> {
         let args = serde_json::to_value(args).map_err(ClientError::Args)?;
+        self.args_check
+            .check(&self.queue, &self.builtins, name, &args)
+            .await?
+            .map_err(|message| ClientError::InvalidArgs {
+                name: name.to_owned(),
+                message,
+            })?;
         let task = NewTask {
             queue: options.queue.unwrap_or_else(|| self.routes.queue_for(name).to_owned()),
             options: options.options,

@@ -29,7 +29,7 @@ use crate::{
     model::Routes,
     queue::Queue,
     redis::{connect, events::EventHub, notify::Notifier},
-    tasks::Registry,
+    tasks::{ArgsCheck, Registry},
 };
 
 #[derive(Tags)]
@@ -62,8 +62,8 @@ pub(crate) struct AppState {
     allow_unknown_tasks: bool,
     /// Where tasks enqueued without a queue go (`CELERIAC_ROUTES`).
     routes: Arc<Routes>,
-    /// Compiled published argument schemas.
-    schemas: task_types::SchemaCache,
+    /// Arguments checked against what the workers published.
+    args_check: ArgsCheck,
 }
 
 impl AppState {
@@ -121,7 +121,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
         routes: Arc::new(cfg.routes.clone()),
-        schemas: Default::default(),
+        args_check: ArgsCheck::default(),
     };
     let apis = (
         tasks::TasksApi { state: state.clone() },

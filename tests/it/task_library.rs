@@ -124,16 +124,23 @@ async fn a_typed_task_runs_through_the_library_and_the_client() {
     let record = client.get(id).await.unwrap().unwrap();
     assert_eq!((record.status, record.queue.as_str()), (TaskStatus::Success, "default"));
 
-    // A typed failure: wrong arguments fail the task fatally (no retry), and
-    // wait_for says so.
-    let bad = client
+    // Wrong arguments are refused before anything is enqueued, as at POST /tasks.
+    match client
         .enqueue("resize", json!({"width": "wide"}), EnqueueOptions::default())
         .await
-        .unwrap();
-    match client.wait_for::<Area>(bad, Duration::from_secs(10)).await {
-        Err(ClientError::Failed { exc_type, .. }) => assert_eq!(exc_type, "InvalidArguments"),
-        other => panic!("expected a failure, got {other:?}"),
+    {
+        Err(ClientError::InvalidArgs { name, message }) => {
+            assert_eq!(name, "resize");
+            assert!(message.contains("height") && message.contains("/width"), "{message}");
+        }
+        other => panic!("expected InvalidArgs, got {other:?}"),
     }
+    assert!(matches!(
+        client
+            .enqueue("add", json!({"x": "one"}), EnqueueOptions::default())
+            .await,
+        Err(ClientError::InvalidArgs { .. })
+    ));
 
     // Cancel: a delayed task is revoked at once, and a wait reports it.
     let later = client
