@@ -110,3 +110,40 @@ impl ArgsCheck {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::ArgsCheck;
+    use crate::tasks::{
+        Registry,
+        http::{self, HttpTaskConfig},
+    };
+
+    /// Every published schema compiles, accepts what its task accepts, and refuses the rest.
+    #[test]
+    fn published_schemas_of_the_shipped_tasks_judge_like_their_argument_types() {
+        let mut r = Registry::with_builtins();
+        http::register(&mut r, HttpTaskConfig::default()).unwrap();
+        let check = ArgsCheck::default();
+        let cases = [
+            ("add", json!({"x": 1, "y": 2.5}), true),
+            ("add", json!([1, 2]), true),
+            ("add", json!({"x": "one", "y": 2}), false),
+            ("sleep", json!({"seconds": 0.5}), true),
+            ("sleep", json!({"seconds": "long"}), false),
+            ("fail", json!({}), true),
+            ("http", json!({"url": "https://app/done", "json": {"a": [1]}, "headers": {"X": "y"}}), true),
+            ("http", json!({"url": "https://app/done", "body": "text", "timeout_s": 5}), true),
+            ("http", json!({"method": "GET"}), false),
+            ("http", json!({"url": "https://app", "bogus": 1}), false),
+        ];
+        for (name, args, valid) in cases {
+            let schema = r.args_schema(name).unwrap_or_else(|| panic!("{name} publishes a schema"));
+            let v = check.validator(name, &schema.to_string()).expect("schema compiles");
+            assert_eq!(v.is_valid(&args), valid, "{name} {args}");
+            assert_eq!(r.validate(name, &args).unwrap().is_ok(), valid, "{name} {args} (serde)");
+        }
+    }
+}
