@@ -134,13 +134,23 @@ mod tests {
             ("sleep", json!({"seconds": 0.5}), true),
             ("sleep", json!({"seconds": "long"}), false),
             ("fail", json!({}), true),
-            ("http", json!({"url": "https://app/done", "json": {"a": [1]}, "headers": {"X": "y"}}), true),
-            ("http", json!({"url": "https://app/done", "body": "text", "timeout_s": 5}), true),
+            (
+                "http",
+                json!({"url": "https://app/done", "json": {"a": [1]}, "headers": {"X": "y"}}),
+                true,
+            ),
+            (
+                "http",
+                json!({"url": "https://app/done", "body": "text", "timeout_s": 5}),
+                true,
+            ),
             ("http", json!({"method": "GET"}), false),
             ("http", json!({"url": "https://app", "bogus": 1}), false),
         ];
         for (name, args, valid) in cases {
-            let schema = r.args_schema(name).unwrap_or_else(|| panic!("{name} publishes a schema"));
+            let schema = r
+                .args_schema(name)
+                .unwrap_or_else(|| panic!("{name} publishes a schema"));
             let v = check.validator(name, &schema.to_string()).expect("schema compiles");
             assert_eq!(v.is_valid(&args), valid, "{name} {args}");
             assert_eq!(r.validate(name, &args).unwrap().is_ok(), valid, "{name} {args} (serde)");
