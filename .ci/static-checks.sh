@@ -24,7 +24,7 @@ repo=$ci_repo
 schemas=$ci_shared/schemas
 
 # Every shell script of the repository (shellcheck, and the executable bit where it runs).
-readonly SHELL_SCRIPTS=(entrypoint.sh scripts/dev.sh .ci/run .ci/lib.sh .ci/static-checks.sh .ci/smoke-checks.sh .ci/deploy-checks.sh .ci/fuzz-checks.sh bench/soak.sh)
+readonly SHELL_SCRIPTS=(entrypoint.sh scripts/dev.sh .ci/run .ci/lib.sh .ci/static-checks.sh .ci/smoke-checks.sh .ci/deploy-checks.sh .ci/fuzz-checks.sh .ci/examples-check.sh bench/soak.sh)
 readonly MARATHON_APPS=(redis api worker beat)
 
 setup_shellcheck() {

@@ -4,7 +4,11 @@
 //! cargo run --example custom_worker            # consumes the "media" queue
 //! curl -X POST localhost:8000/tasks -d '{"name": "transcode", "queue": "media", "args": {"file": "a.mov", "format": "mp4"}}'
 //! ```
-//! The worker registers `transcode` in Redis, so the API accepts the name.
+//! The worker registers `transcode` in Redis with the JSON Schema of its
+//! arguments, so the API accepts the name and answers 422 for wrong arguments
+//! (`GET /task-types` shows it). `examples/producer.rs` enqueues it without the API.
+//!
+//! Settings: `CELERIAC_BROKER_URL` (default `redis://127.0.0.1:6379`).
 
 use std::time::Duration;
 
@@ -15,11 +19,15 @@ use celeriac::{
     tasks::{Registry, TaskContext, TaskError},
     telemetry, worker,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+/// The arguments: their JSON Schema is published at registration.
+#[derive(Deserialize, JsonSchema)]
 struct Transcode {
+    /// The file to transcode.
     file: String,
+    /// Target container, e.g. `mp4`.
     format: String,
 }
 
@@ -51,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = WorkerConfig::new(RedisConfig::new(url), worker::default_worker_name());
     cfg.queues = vec!["media".into(), "default".into()];
     let mut registry = Registry::with_builtins();
-    registry.register("transcode", transcode);
+    registry.register_typed("transcode", transcode);
     // Defaults for tasks enqueued without these options, and a cluster-wide rate limit.
     registry.set_options(
         "transcode",

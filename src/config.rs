@@ -333,6 +333,8 @@ pub struct ApiConfig {
     pub auth: crate::api::auth::AuthConfig,
     /// Callback URLs by queue (`CELERIAC_QUEUE_CALLBACKS`) for tasks that name none.
     pub queue_callbacks: crate::model::QueueCallbacks,
+    /// Queues of tasks enqueued without one, by task-name glob (`CELERIAC_ROUTES`).
+    pub routes: crate::model::Routes,
 }
 
 impl ApiConfig {
@@ -346,6 +348,7 @@ impl ApiConfig {
             shutdown_grace: Duration::from_secs(10),
             auth: Default::default(),
             queue_callbacks: Default::default(),
+            routes: Default::default(),
         }
     }
 

@@ -16,13 +16,16 @@
 //! | Redis: connections, keys, codec, scripts, wake-ups | [`redis`] |
 //! | domain types, no I/O | [`model`] |
 //! | operator queries (`celeriac-api inspect …`) | [`inspect`] |
+//! | a typed client for Rust producers (Redis, no HTTP) | [`client`] |
 //! | settings (typed, validated, no env reads) | [`config`] |
 //! | errors, logs, shutdown | [`error`], [`telemetry`], [`shutdown`] |
 //!
 //! # The path of a task from `POST /tasks` to `SUCCESS`
-//! 1. `api::tasks` reads the body into a [`model::NewTask`] (arguments of
-//!    built-in tasks are checked by [`tasks::Registry::validate`]) and calls
-//!    [`Queue::enqueue`] (`queue/tasks.rs`).
+//! 1. `api::tasks` reads the body into a [`model::NewTask`] (its queue from the
+//!    routes when none is given; arguments of built-in tasks are checked by
+//!    [`tasks::Registry::validate`], others against the JSON Schema their worker
+//!    published, `api/task_types.rs`) and calls [`Queue::enqueue`] (`queue/tasks.rs`);
+//!    a Rust producer calls it through [`Client`] instead.
 //! 2. `redis::scripts::enqueue` runs `lua/enqueue.lua`: the record hash, the
 //!    queue ZSET (or the delayed ZSET), the wake marker and one event — one script.
 //! 3. A worker's [`worker::Consumer`] holds free slots, is woken from BZPOPMIN on
@@ -42,6 +45,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod inspect;
@@ -54,5 +58,6 @@ pub mod tasks;
 pub mod telemetry;
 pub mod worker;
 
+pub use client::Client;
 pub use error::{QueueError, Result};
 pub use queue::Queue;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod queues;
 pub mod schedules;
+pub mod task_types;
 pub mod tasks;
 pub mod ui;
 pub mod workers;
@@ -25,9 +26,10 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 
 use crate::{
     config::ApiConfig,
+    model::Routes,
     queue::Queue,
     redis::{connect, events::EventHub, notify::Notifier},
-    tasks::Registry,
+    tasks::{ArgsCheck, Registry},
 };
 
 #[derive(Tags)]
@@ -60,6 +62,10 @@ pub(crate) struct AppState {
     /// Built-in tasks: their names are always accepted and their args checked here.
     builtins: Arc<Registry>,
     allow_unknown_tasks: bool,
+    /// Where tasks enqueued without a queue go (`CELERIAC_ROUTES`).
+    routes: Arc<Routes>,
+    /// Arguments checked against what the workers published.
+    args_check: ArgsCheck,
 }
 
 impl AppState {
@@ -117,9 +123,12 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),
         builtins: Arc::new(Registry::with_builtins()),
         allow_unknown_tasks: cfg.allow_unknown_tasks,
+        routes: Arc::new(cfg.routes.clone()),
+        args_check: ArgsCheck::default(),
     };
     let apis = (
         tasks::TasksApi { state: state.clone() },
+        task_types::TaskTypesApi { state: state.clone() },
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     error::QueueError,
-    model::{DEFAULT_QUEUE, NewTask, TaskOptions},
+    model::{NewTask, TaskOptions},
     queue::Cancel,
 };
 
@@ -86,7 +86,11 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "post")]
     async fn create(&self, _auth: BearerAuth, body: JsonBody<NewTaskRequest>) -> Result<CreateTaskResponse, ApiError> {
         let task = match body.0 {
-            Some(req) => new_task(&self.state, req, Placement::Alone)?,
+            Some(req) => {
+                let task = new_task(&self.state, req, Placement::Alone)?;
+                super::task_types::check_args(&self.state, &task, false).await?;
+                task
+            }
             None => {
                 let mut rng = rand::rng();
                 NewTask::new(
@@ -259,7 +263,10 @@ pub(crate) enum Placement {
 pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placement) -> Result<NewTask, ApiError> {
     let in_workflow = placement != Placement::Alone;
     let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
-    let queue = req.queue.map_or_else(|| DEFAULT_QUEUE.to_owned(), |q| q.0);
+    // An explicit queue wins over the routes (which default to `default`).
+    let queue = req
+        .queue
+        .map_or_else(|| state.routes.queue_for(&req.name.0).to_owned(), |q| q.0);
     if !is_safe_name(&queue, MAX_QUEUE_NAME) {
         return Err(invalid(
             "invalid_queue",

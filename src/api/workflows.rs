@@ -87,6 +87,13 @@ impl WorkflowsApi {
             .callback
             .map(|c| new_task(&self.state, c, Placement::WorkflowFed))
             .transpose()?;
+        for (i, t) in tasks.iter().enumerate() {
+            let fed = kind == WorkflowKind::Chain && i > 0;
+            super::task_types::check_args(&self.state, t, fed).await?;
+        }
+        if let Some(c) = &callback {
+            super::task_types::check_args(&self.state, c, true).await?;
+        }
         let created = self
             .state
             .queue

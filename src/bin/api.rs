@@ -61,6 +61,10 @@ struct ServeArgs {
     /// Accept task names that no worker registered yet.
     #[arg(long, env = "CELERIAC_ALLOW_UNKNOWN_TASKS")]
     allow_unknown_tasks: bool,
+    /// Queues of tasks enqueued without one: `<task glob>=<queue>,…`, first match
+    /// wins, else `default` (e.g. `transcode*=encoding,xapi.*=xapi,report=reports`).
+    #[arg(long, env = "CELERIAC_ROUTES", default_value = "", value_parser = celeriac::model::Routes::parse)]
+    routes: celeriac::model::Routes,
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "CELERIAC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -119,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.queue_callbacks = args.queue_callbacks;
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.allow_unknown_tasks = args.allow_unknown_tasks;
+    cfg.routes = args.routes;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     cfg.auth = celeriac::api::auth::AuthConfig {
         enabled: !args.auth.eq_ignore_ascii_case("off"),

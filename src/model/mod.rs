@@ -9,6 +9,7 @@ pub mod route;
 pub mod schedule;
 pub mod task;
 mod task_json;
+pub mod task_type;
 pub mod worker;
 pub mod workflow;
 
@@ -18,5 +19,6 @@ pub use rate_limit::RateLimit;
 pub use route::Routes;
 pub use schedule::Schedule;
 pub use task::{ClaimedTask, DEFAULT_QUEUE, NewTask, TaskOptions, TaskRecord, TaskStatus, now_ms};
+pub use task_type::TaskType;
 pub use worker::{ActiveTask, WorkerBeat, WorkerInfo, WorkerState, WorkerStatus};
 pub use workflow::{WorkflowCreated, WorkflowKind, WorkflowRecord};

@@ -21,6 +21,10 @@ pub struct WorkerInfo {
     pub task_defaults: Vec<(String, String)>,
     /// Rate limits of its tasks: (name, count, window ms).
     pub rate_limits: Vec<(String, u32, u64)>,
+    /// JSON Schemas of its tasks' arguments, where published: (name, schema JSON).
+    pub task_schemas: Vec<(String, String)>,
+    /// The `command` task's commands and parameters (JSON), if it offers them.
+    pub commands: Option<String>,
 }
 
 /// What a worker publishes with each heartbeat, besides its registration.

@@ -9,6 +9,7 @@
 //! | `lease.rs` | claim, heartbeat, complete, fail, release, reap: the worker's side |
 //! | `workflows.rs` | chains, groups, chords |
 //! | `workers.rs` | worker registrations, registered task names |
+//! | `task_types.rs` | task names known from live registrations, their schemas; forgetting them |
 //! | `stats.rs` | queue counts |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
@@ -16,6 +17,7 @@ mod callbacks;
 mod lease;
 mod overview;
 mod stats;
+mod task_types;
 mod tasks;
 mod workers;
 mod workflows;

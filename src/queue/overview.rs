@@ -187,6 +187,7 @@ impl Queue {
                 pipe.del(k.worker(name)).ignore();
             }
             pipe.query_async::<()>(&mut conn).await?;
+            self.forget_unregistered_tasks().await?;
         }
         Ok(Overview {
             queues: stats,

@@ -57,6 +57,12 @@ impl Queue {
             ("last_seen", now.to_string()),
             ("status", "online".to_owned()),
         ];
+        // What it runs, read back by `task_types.rs` (names are known while a
+        // worker that lists them is).
+        fields.push(("tasks", serde_json::to_string(&w.task_names).unwrap_or_default()));
+        if let Some(commands) = &w.commands {
+            fields.push(("commands", commands.clone()));
+        }
         if let Some(beat) = beat {
             fields.push(("heartbeat_ms", beat.heartbeat.as_millis().to_string()));
             fields.push(("processed", beat.processed.to_string()));
@@ -80,6 +86,13 @@ impl Queue {
         };
         let no_defaults = without(&mut w.task_defaults.iter().map(|(n, _)| n));
         let no_limits = without(&mut w.rate_limits.iter().map(|(n, _, _)| n));
+        let no_schemas = without(&mut w.task_schemas.iter().map(|(n, _)| n));
+        if !w.task_schemas.is_empty() {
+            pipe.hset_multiple(k.task_schemas(), &w.task_schemas).ignore();
+        }
+        if lift_unset && !no_schemas.is_empty() {
+            pipe.hdel(k.task_schemas(), &no_schemas).ignore();
+        }
         if !w.task_defaults.is_empty() {
             pipe.hset_multiple(k.task_defaults(), &w.task_defaults).ignore();
         }

@@ -20,11 +20,12 @@
 //! | `{ns}:queues` | SET | queue names ever used |
 //! | `{ns}:task_names` | SET | task names registered by workers |
 //! | `{ns}:task_defaults` | HASH | task name → default options JSON published at registration |
+//! | `{ns}:task_schemas` | HASH | task name → JSON Schema of its arguments, published at registration; dropped with the name |
 //! | `{ns}:rate_limits` | HASH | task name → `"<count> <window_ms>"` |
 //! | `{ns}:rate:<name>` | ZSET | recent start times of a rate-limited name (sliding window) |
 //! | `{ns}:idem:<key>` | STRING | idempotency key → id of the task created with it; expires with the task |
 //! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
-//! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at`; expires the retention time after its last heartbeat |
+//! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at tasks commands` (`tasks`: JSON array of the names it runs; `commands`: the `command` task's published commands, JSON); expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
@@ -139,6 +140,11 @@ impl Keys {
         format!("{}:task_defaults", self.tag)
     }
 
+    /// HASH: task name → JSON Schema of its arguments, published by the worker that registers it.
+    pub fn task_schemas(&self) -> String {
+        format!("{}:task_schemas", self.tag)
+    }
+
     /// HASH: task name → rate limit (`"<count> <window_ms>"`), enforced by the claim script.
     pub fn rate_limits(&self) -> String {
         format!("{}:rate_limits", self.tag)
@@ -235,6 +241,7 @@ mod tests {
         assert_eq!(k.workflow_prefix() + "w", k.workflow("w"));
         assert_eq!(k.task_defaults(), "{celeriac}:task_defaults");
         assert_eq!(k.rate_limits(), "{celeriac}:rate_limits");
+        assert_eq!(k.task_schemas(), "{celeriac}:task_schemas");
         assert_eq!(k.rate_log_prefix(), "{celeriac}:rate:");
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Number, Value};
 
@@ -12,20 +13,20 @@ use super::{Registry, TaskContext, TaskError};
 const MAX_SLEEP_SECS: f64 = 86_400.0;
 
 /// `add` takes `{"x": 1, "y": 2}` or `[1, 2]`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum AddArgs {
     Named { x: Number, y: Number },
     Pair(Number, Number),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct SleepArgs {
     #[serde(default)]
     seconds: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct FailArgs {
     #[serde(default = "default_fail_message")]
     message: String,
@@ -45,17 +46,17 @@ impl Registry {
 }
 
 fn register(r: &mut Registry) {
-    r.register("add", |_ctx: TaskContext, args: AddArgs| async move { add(args) })
+    r.register_typed("add", |_ctx: TaskContext, args: AddArgs| async move { add(args) })
         .register("noop", |_ctx: TaskContext, _args: IgnoredAny| async {
             Ok::<_, TaskError>(Value::Null)
         })
         .register("echo", |_ctx: TaskContext, args: Value| async move {
             Ok::<_, TaskError>(args)
         })
-        .register("sleep", |ctx: TaskContext, args: SleepArgs| async move {
+        .register_typed("sleep", |ctx: TaskContext, args: SleepArgs| async move {
             sleep(ctx, args.seconds).await
         })
-        .register("fail", |_ctx: TaskContext, args: FailArgs| async move {
+        .register_typed("fail", |_ctx: TaskContext, args: FailArgs| async move {
             // The message given is the exception's message (as Celery shows it).
             Err::<Value, _>(TaskError::new("TaskFailed", anyhow::anyhow!("{}", args.message)))
         });

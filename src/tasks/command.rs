@@ -623,12 +623,72 @@ struct CommandArgs {
 }
 
 /// Registers the `command` task over `catalog`.
+/// The commands and their parameters are published with the worker's
+/// registration (the API checks requests against them) along with a JSON
+/// Schema of the arguments.
 pub fn register(registry: &mut Registry, catalog: CommandCatalog) {
+    let described = catalog.describe();
     let catalog = Arc::new(catalog);
-    registry.register("command", move |ctx: TaskContext, args: CommandArgs| {
-        let catalog = catalog.clone();
-        async move { run(&catalog, ctx, args).await }
-    });
+    registry
+        .register("command", move |ctx: TaskContext, args: CommandArgs| {
+            let catalog = catalog.clone();
+            async move { run(&catalog, ctx, args).await }
+        })
+        .set_args_schema("command", args_schema(&described))
+        .set_commands(described);
+}
+
+/// A JSON Schema of the `command` task's arguments: one alternative per command,
+/// its parameters required and typed. Roots and dashes are not expressible in
+/// it; [`CommandInfo::check`] covers them.
+pub fn args_schema(commands: &[CommandInfo]) -> Value {
+    let alternatives: Vec<Value> = commands
+        .iter()
+        .map(|c| {
+            let params: Map<String, Value> = c
+                .params
+                .iter()
+                .map(|(name, p)| {
+                    let ty = match p.kind {
+                        ParamKind::Int => "integer",
+                        ParamKind::Path | ParamKind::String => "string",
+                    };
+                    (name.clone(), json!({"type": ty}))
+                })
+                .collect();
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"const": c.name},
+                    "params": {
+                        "type": "object",
+                        "properties": params,
+                        "required": c.params.keys().collect::<Vec<_>>(),
+                        "additionalProperties": false,
+                    },
+                },
+                "required": ["command"],
+                "additionalProperties": false,
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "CommandArgs",
+        "oneOf": alternatives,
+    })
+}
+
+/// Checks a request's `{"command", "params"}` against published commands, as
+/// far as the API can tell (no file system): an unknown command, unknown,
+/// missing or mistyped parameters, dashes, paths leaving their roots.
+pub fn check_request(commands: &[CommandInfo], args: &Value) -> Result<(), String> {
+    let args: CommandArgs = serde_json::from_value(args.clone()).map_err(|e| e.to_string())?;
+    let info = commands.iter().find(|c| c.name == args.command).ok_or_else(|| {
+        let known: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+        format!("unknown command {:?} (known: {})", args.command, known.join(", "))
+    })?;
+    info.check(&args.params)
 }
 
 /// Registers the `command` task from the commands file `path`, if one is named

@@ -68,15 +68,15 @@ pub enum HttpConfigError {
 /// Registers the `http` task.
 pub fn register(registry: &mut Registry, cfg: HttpTaskConfig) -> Result<(), HttpConfigError> {
     let task = Arc::new(HttpTask::new(cfg)?);
-    registry.register("http", move |ctx: TaskContext, args: HttpArgs| {
+    registry.register_typed("http", move |ctx: TaskContext, args: HttpArgs| {
         let task = task.clone();
         async move { task.run(ctx, args).await }
     });
     Ok(())
 }
 
-/// The task's arguments.
-#[derive(Debug, Deserialize)]
+/// The task's arguments (their JSON Schema is published at registration).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HttpArgs {
     #[serde(default = "default_method")]

@@ -7,10 +7,12 @@ mod builtin;
 pub mod callback;
 pub mod command;
 mod context;
+mod door;
 mod error;
 pub mod http;
 mod registry;
 
 pub use context::TaskContext;
+pub use door::ArgsCheck;
 pub use error::{TaskError, TaskErrorKind, TaskResult};
 pub use registry::Registry;

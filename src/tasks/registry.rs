@@ -1,12 +1,19 @@
 //! Task name → handler. Handlers are async functions with serde-typed
 //! arguments and results; the registry wraps them so the executor deals in JSON.
+//!
+//! Two ways in: [`Registry::register`] takes any `A: DeserializeOwned`, and
+//! [`Registry::register_typed`] also asks `A: JsonSchema` and publishes the
+//! JSON Schema of `A` at the worker's registration, so the API refuses wrong
+//! arguments at the door (422) instead of failing the task later. Rust has no
+//! way to pick between the two from one bound, hence two methods.
 
 use std::{collections::BTreeMap, fmt, future::Future, pin::Pin, sync::Arc};
 
+use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::{TaskContext, TaskError, TaskResult};
+use super::{TaskContext, TaskError, TaskResult, command::CommandInfo};
 use crate::model::{RateLimit, TaskOptions};
 
 type BoxFuture = Pin<Box<dyn Future<Output = TaskResult> + Send>>;
@@ -19,12 +26,16 @@ struct Entry {
     validate: Validator,
     options: TaskOptions,
     rate_limit: Option<RateLimit>,
+    /// JSON Schema of the arguments, published at registration.
+    args_schema: Option<Value>,
 }
 
 /// The tasks a worker can run.
 #[derive(Clone, Default)]
 pub struct Registry {
     tasks: BTreeMap<String, Entry>,
+    /// The `command` task's commands, published at registration.
+    commands: Vec<CommandInfo>,
 }
 
 impl fmt::Debug for Registry {
@@ -69,9 +80,77 @@ impl Registry {
                 validate,
                 options: TaskOptions::default(),
                 rate_limit: None,
+                args_schema: None,
             },
         );
         self
+    }
+
+    /// Like [`register`](Self::register), and publishes the JSON Schema of `A`
+    /// (derived with `#[derive(schemars::JsonSchema)]`) with the worker's
+    /// registration: `POST /tasks` then answers 422 with the schema's complaint
+    /// for arguments that do not match, and `GET /task-types` shows it.
+    ///
+    /// ```
+    /// use celeriac::tasks::{Registry, TaskContext, TaskError};
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize, schemars::JsonSchema)]
+    /// struct Resize { width: u32, height: u32 }
+    ///
+    /// async fn resize(_ctx: TaskContext, a: Resize) -> Result<u64, TaskError> {
+    ///     Ok(u64::from(a.width) * u64::from(a.height))
+    /// }
+    ///
+    /// let mut registry = Registry::with_builtins();
+    /// registry.register_typed("resize", resize);
+    /// let schema = registry.args_schema("resize").unwrap();
+    /// assert_eq!(schema["required"], serde_json::json!(["width", "height"]));
+    /// ```
+    pub fn register_typed<A, R, F, Fut>(&mut self, name: impl Into<String>, handler: F) -> &mut Self
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + 'static,
+        F: Fn(TaskContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, TaskError>> + Send + 'static,
+    {
+        let name = name.into();
+        let schema = schemars::schema_for!(A).to_value();
+        self.register(name.clone(), handler);
+        self.set_args_schema(&name, schema)
+    }
+
+    /// Publishes `schema` (JSON Schema) as the arguments of a registered task,
+    /// for tasks whose arguments are described by hand.
+    pub fn set_args_schema(&mut self, name: &str, schema: Value) -> &mut Self {
+        if let Some(e) = self.tasks.get_mut(name) {
+            e.args_schema = Some(schema);
+        }
+        self
+    }
+
+    /// The published JSON Schema of a task's arguments, if it has one.
+    pub fn args_schema(&self, name: &str) -> Option<&Value> {
+        self.tasks.get(name)?.args_schema.as_ref()
+    }
+
+    /// The tasks with a published argument schema: (name, schema).
+    pub fn args_schemas(&self) -> Vec<(String, Value)> {
+        self.tasks
+            .iter()
+            .filter_map(|(n, e)| Some((n.clone(), e.args_schema.clone()?)))
+            .collect()
+    }
+
+    /// Publishes the `command` task's commands (what the API checks requests against).
+    pub(crate) fn set_commands(&mut self, commands: Vec<CommandInfo>) -> &mut Self {
+        self.commands = commands;
+        self
+    }
+
+    /// The `command` task's commands, empty when it is not registered.
+    pub fn commands(&self) -> &[CommandInfo] {
+        &self.commands
     }
 
     /// Sets the default options of a registered task (like Celery's task

@@ -140,6 +140,13 @@ fn registration(cfg: &WorkerConfig, registry: &Registry) -> WorkerInfo {
             .into_iter()
             .map(|(name, o)| (name, serde_json::to_string(&o).unwrap_or_else(|_| "{}".to_owned())))
             .collect(),
+        task_schemas: registry
+            .args_schemas()
+            .into_iter()
+            .map(|(name, schema)| (name, schema.to_string()))
+            .collect(),
+        commands: (!registry.commands().is_empty())
+            .then(|| serde_json::to_string(registry.commands()).unwrap_or_else(|_| "[]".to_owned())),
         rate_limits: rate_limits
             .into_iter()
             .filter(|(name, l)| {

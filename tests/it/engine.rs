@@ -207,6 +207,8 @@ async fn unknown_task_names_are_refused_unless_registered() {
         task_names: vec!["transcode".into()],
         task_defaults: vec![],
         rate_limits: vec![],
+        task_schemas: vec![],
+        commands: None,
     };
     q.register_worker(&info, Duration::from_secs(5), true).await.unwrap();
     q.enqueue(&task, true).await.unwrap();
@@ -246,6 +248,8 @@ async fn a_worker_registration_drops_limits_and_defaults_it_no_longer_sets() {
         task_names: vec!["report".into()],
         task_defaults: vec![("report".into(), r#"{"max_retries":2}"#.into())],
         rate_limits: vec![("report".into(), 5, 1000)],
+        task_schemas: vec![],
+        commands: None,
     };
     q.register_worker(&info, Duration::from_secs(5), true).await.unwrap();
     let limit: Option<String> = redis.conn().hget(q.keys().rate_limits(), "report").unwrap();

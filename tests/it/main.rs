@@ -17,6 +17,7 @@ mod realwork;
 mod redis_topologies;
 mod schedules;
 mod semantics;
+mod task_library;
 mod topology_helpers;
 mod worker;
 mod workflows;
