@@ -138,6 +138,15 @@ async fn main() -> anyhow::Result<()> {
     beat.lease = Duration::from_millis(args.beat_lease_ms);
     beat.file = args.schedule_file;
     if args.beat_only {
+        if let Some(addr) = cfg.health_addr {
+            let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone())?;
+            let health = worker::health::serve_for_scheduler(addr, queue, shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) = health.await {
+                    tracing::error!(error.message = %e, "health port failed");
+                }
+            });
+        }
         scheduler::run_standalone(beat, cfg.engine, shutdown).await?;
         tracing::info!("celeriac-worker (scheduler only) stopped");
         return Ok(());

@@ -105,3 +105,24 @@ pub async fn serve(
         .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(1)))
         .await
 }
+
+/// The health port of a scheduler-only process (`--beat-only`): `/healthz`
+/// answers while the process runs, `/readyz` while Redis answers.
+pub async fn serve_for_scheduler(
+    addr: std::net::SocketAddr,
+    queue: Queue,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use poem::listener::Listener;
+    let acceptor = poem::listener::TcpListener::bind(addr).into_acceptor().await?;
+    let liveness = LoopLiveness::new(Duration::from_secs(30));
+    let ticker = liveness.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        while !stop.is_cancelled() {
+            ticker.tick();
+            tokio::select! { () = tokio::time::sleep(Duration::from_secs(1)) => {}, () = stop.cancelled() => {} }
+        }
+    });
+    serve(acceptor, liveness, queue, WorkerMetrics::default(), shutdown).await
+}
