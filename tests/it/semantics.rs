@@ -52,6 +52,7 @@ async fn retry_with_backoff_reaches_success_on_the_third_attempt() {
     let t = api.wait_task(&id, 20).await;
     assert_eq!(t["status"], "SUCCESS", "{t}");
     assert_eq!(t["result"], json!({"succeeded_on": 3}));
+    assert!(t["eta"].is_null(), "a final task keeps no stale eta: {t}");
     assert_eq!((t["attempts"].as_u64(), t["retries"].as_u64()), (Some(3), Some(2)));
     let errors = t["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2);

@@ -79,6 +79,8 @@ async fn a_failing_task_stops_the_chain_and_shows_on_it() {
     let tasks = ids(&created);
     assert_eq!(w["status"], "FAILURE", "{w}");
     assert_eq!(w["failed_task_id"].as_str(), Some(tasks[1].as_str()));
+    // `failed` counts the same way for chains as for groups and chords.
+    assert_eq!(w["failed"], 1, "{w}");
     assert_eq!(w["result"]["exc_type"], "TaskFailed");
     let last = api.get_task(&tasks[2]).await.1;
     assert_eq!(
@@ -134,6 +136,8 @@ async fn a_group_reports_all_results_in_order() {
     );
     assert_eq!(w["result"][0], 3);
     assert_eq!(w["result"][1]["exc_type"], "TaskFailed");
+    // And names its failed member, as a chain does.
+    assert_eq!(w["failed_task_id"].as_str(), Some(ids(&created)[1].as_str()), "{w}");
 }
 
 #[tokio::test]

@@ -17,7 +17,8 @@ local finalize
 -- own held steps passes no `wid`, so it is not advanced twice.
 finalize = function(id, key, status, result, queue, event, idem, wid)
   rcall('HSET', key, 'status', status, 'result', result or 'null', 'finished_at', now)
-  rcall('HDEL', key, 'lease', 'waiting')
+  -- A final task waits for nothing: its `eta` (a retry's, a countdown's) goes.
+  rcall('HDEL', key, 'lease', 'waiting', 'eta')
   rcall('PEXPIRE', key, ttl)
   if idem then rcall('PEXPIRE', idem_prefix .. idem, ttl) end
   emit(event, id, queue, status)

@@ -69,6 +69,8 @@ local function advance_workflow(id, key, wid, status, result)
   local done = rcall('HINCRBY', wkey, 'done', 1)
   if w[1] == 'chain' then
     if status ~= 'SUCCESS' then
+      -- `failed` and `failed_task` mean the same for every kind of workflow.
+      rcall('HINCRBY', wkey, 'failed', 1)
       rcall('HSET', wkey, 'failed_task', id)
       revoke_waiting_chain(f[2], 'an earlier task of the chain did not succeed')
       finish_workflow(wkey, wid, status, result)
@@ -82,7 +84,11 @@ local function advance_workflow(id, key, wid, status, result)
   end
   -- group and chord: collect results by position
   rcall('HSET', wkey, 'r:' .. f[1], result or 'null')
-  if status ~= 'SUCCESS' then rcall('HINCRBY', wkey, 'failed', 1) end
+  if status ~= 'SUCCESS' then
+    rcall('HINCRBY', wkey, 'failed', 1)
+    -- The first member that did not succeed.
+    rcall('HSETNX', wkey, 'failed_task', id)
+  end
   if done < tonumber(w[3]) then return end
   local failed = tonumber(rcall('HGET', wkey, 'failed') or '0')
   if w[1] == 'group' then
