@@ -85,7 +85,8 @@ class Stack:
 
     def start_api(self):
         self.api = subprocess.Popen([os.path.join(self.args.bin_dir, "celeriac-api")],
-                                    env=dict(self.env, CELERIAC_HOST="127.0.0.1", PORT=str(self.aport)),
+                                    env=dict(self.env, CELERIAC_HOST="127.0.0.1", PORT=str(self.aport),
+                                             CELERIAC_AUTH=os.environ.get("CELERIAC_AUTH", "off")),
                                     stdout=open(os.path.join(self.dir, "api.log"), "ab"),
                                     stderr=subprocess.STDOUT)
 

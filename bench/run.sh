@@ -272,7 +272,7 @@ run_celeriac() {  # run index
   for _ in $(seq 1 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
   export RUST_LOG="${RUST_LOG:-warn}"
   CELERIAC_BROKER_URL="redis://127.0.0.1:$rport" CELERIAC_NAMESPACE=celeriac \
-    CELERIAC_HOST=127.0.0.1 PORT="$aport" \
+    CELERIAC_HOST=127.0.0.1 PORT="$aport" CELERIAC_AUTH="${CELERIAC_AUTH:-off}" \
     "$API_BIN" > "$d/api.log" 2>&1 &
   API_PID=$!
   CELERIAC_BROKER_URL="redis://127.0.0.1:$rport" CELERIAC_NAMESPACE=celeriac \
