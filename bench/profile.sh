@@ -16,8 +16,10 @@ ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_DIR:-$ROOT/../shared}"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 N="${1:-40000}"
-PY="${PY:-$(ls -d "${BENCH_CACHE:-$HOME/.cache/celeriac-bench}"/venv-*/bin/python 2>/dev/null | head -1)}"
-PY="${PY:-python3}"
+if [ -z "${PY:-}" ]; then  # the bench venv run.sh made (uvloop), else the system python
+  PY=python3
+  for p in "${BENCH_CACHE:-$HOME/.cache/celeriac-bench}"/venv-*/bin/python; do [ -x "$p" ] && PY="$p" && break; done
+fi
 OUT="$HERE/results/profile-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 read -r RP AP <<< "$(python3 "$HERE/helper.py" freeports 2)"
