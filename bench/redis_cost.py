@@ -289,6 +289,7 @@ def one_run(args, i):
     finally:
         for name in ("worker", "api", "redis"):
             stop(procs.get(name))
+        shutil.rmtree(d, ignore_errors=True)  # logs included: nothing left behind in /tmp
 
     n = n_ok
     per = lambda usec: round(usec / n, 2)  # noqa: E731
