@@ -229,7 +229,8 @@ def one_run(args, i):
                 break
             except OSError:
                 time.sleep(0.1)
-        procs["api"] = subprocess.Popen(pinned([api_bin], 1), env=dict(env, CELERIAC_HOST="127.0.0.1", PORT=str(aport)),
+        procs["api"] = subprocess.Popen(pinned([api_bin], 1), env=dict(env, CELERIAC_HOST="127.0.0.1", PORT=str(aport),
+                                                                    CELERIAC_AUTH=os.environ.get("CELERIAC_AUTH", "off")),
                                         stdout=open(os.path.join(d, "api.log"), "wb"), stderr=subprocess.STDOUT)
         procs["worker"] = start_worker()
         if not wait_ready(aport):
@@ -288,6 +289,7 @@ def one_run(args, i):
     finally:
         for name in ("worker", "api", "redis"):
             stop(procs.get(name))
+        shutil.rmtree(d, ignore_errors=True)  # logs included: nothing left behind in /tmp
 
     n = n_ok
     per = lambda usec: round(usec / n, 2)  # noqa: E731

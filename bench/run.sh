@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# celeriac benchmark: celeriac (release build) against the reference Flask + Celery + Redis
-# stack, on this machine, in the same run, with the same harness (../shared/bench/httpbench.py).
-# Prints exactly one JSON line on stdout; progress goes to stderr; raw outputs are kept in
-# bench/results/<UTC timestamp>/ (bench/results/latest points to the last run).
+# celeriac benchmark (issue 13): celeriac (release build) against the reference Flask + Celery
+# + Redis stack over HTTP, in the same run, with the same harness (../shared/bench/httpbench.py);
+# then the engine phases (bench/engine.py): drain against BullMQ, batch enqueue, idle, Redis
+# memory, growth, worker scaling, Redis cost per task. Writes bench/results/<UTC timestamp>/
+# report.{json,md} (bench/results/latest points to the last run); prints report.json as one
+# JSON line on stdout; progress and the Markdown table go to stderr.
 #
 #   bench/run.sh [--no-build] [--celeriac-only | --reference-only] [--runs N] [--quick]
+#                [--phases http,drain,bullmq,batch,idle,redismem,growth,scale,cost]
 #
 # Options (each also as an env var):
 #   --no-build        NO_BUILD=1        use target/release as it is (no cargo build)
@@ -13,6 +16,9 @@
 #   --runs N          RUNS=N            N runs per target, each on a fresh stack, interleaved
 #                                       (celeriac 1, reference 1, celeriac 2, ...); medians
 #   --quick           QUICK=1           short phases (smoke test; numbers not comparable)
+#   --phases LIST     PHASES=LIST       a subset (default: all). http = the httpbench phases
+#                                       (enqueue, e2e, latency, GET, RSS) for both targets;
+#                                       the others are bench/engine.py's (see its --help)
 # Other env knobs:
 #   WORKER_CONCURRENCY (16)   celeriac-worker --concurrency
 #   LONGPOLL_S (5)            celeriac latency phase uses GET ?wait=<s>; 0 = short polls
@@ -24,6 +30,7 @@
 #   SKIP_INSTALL=1            do not apt-get / pip install anything
 #   RESULTS_DIR               where raw outputs go (default bench/results/<timestamp>)
 #   SHARED_DIR                the shared/ checkout (default <repo>/../shared)
+#   ENGINE_ARGS               extra bench/engine.py run options (word-split), e.g. --idle-s 10
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +47,8 @@ CELERIAC_ONLY="${CELERIAC_ONLY:-0}"
 REFERENCE_ONLY="${REFERENCE_ONLY:-0}"
 RUNS="${RUNS:-1}"
 QUICK="${QUICK:-0}"
+ALL_PHASES=http,drain,bullmq,batch,idle,redismem,growth,scale,cost
+PHASES="${PHASES:-$ALL_PHASES}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) NO_BUILD=1 ;;
@@ -48,6 +57,8 @@ while [ $# -gt 0 ]; do
     --runs) RUNS="${2:?--runs needs a number}"; shift ;;
     --runs=*) RUNS="${1#--runs=}" ;;
     --quick) QUICK=1 ;;
+    --phases) PHASES="${2:?--phases needs a list}"; shift ;;
+    --phases=*) PHASES="${1#--phases=}" ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -57,9 +68,18 @@ case "$RUNS" in ''|*[!0-9]*|0) echo "RUNS must be a positive integer" >&2; exit 
 if [ "$CELERIAC_ONLY" = 1 ] && [ "$REFERENCE_ONLY" = 1 ]; then
   echo "--celeriac-only and --reference-only exclude each other" >&2; exit 2
 fi
+for p in ${PHASES//,/ }; do
+  case ",$ALL_PHASES," in *",$p,"*) ;; *) echo "unknown phase: $p (known: $ALL_PHASES)" >&2; exit 2 ;; esac
+done
+has_phase() { case ",$PHASES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+ENGINE_PHASES="$(echo "${PHASES//,/ }" | tr ' ' '\n' | grep -vx http | paste -sd, - || true)"
 DO_CELERIAC=1; DO_REFERENCE=1
 [ "$REFERENCE_ONLY" = 1 ] && DO_CELERIAC=0
 [ "$CELERIAC_ONLY" = 1 ] && DO_REFERENCE=0
+if ! has_phase http; then DO_REFERENCE=0; fi
+DO_HTTP_CELERIAC=$DO_CELERIAC
+has_phase http || DO_HTTP_CELERIAC=0
+[ -z "$ENGINE_PHASES" ] || [ "$REFERENCE_ONLY" = 1 ] || DO_CELERIAC=1
 
 WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-16}"
 LONGPOLL_S="${LONGPOLL_S:-5}"
@@ -67,9 +87,11 @@ SETTLE_S="${SETTLE_S:-3}"
 if [ "$QUICK" = 1 ]; then
   QUIET_WAIT_S="${QUIET_WAIT_S:-0}"
   PHASE_ARGS=(--enqueue-duration 2 --e2e-n 500 --lat-duration 2 --get-duration 2)
+  QUICK_ENGINE_ARGS=(--drain-n 2000 --batch-n 5000 --idle-s 3 --mem-n 5000 --growth-depth 5000 --scale-n 2000)
 else
   QUIET_WAIT_S="${QUIET_WAIT_S:-60}"
-  PHASE_ARGS=()
+  PHASE_ARGS=(--e2e-n 20000)  # issue 13: e2e is 20,000 noop
+  QUICK_ENGINE_ARGS=()
 fi
 read -r -a EXTRA_ARGS <<< "${HARNESS_ARGS:-}"
 COMMON_ARGS=(--quiet-wait-s "$QUIET_WAIT_S" --quiet-seconds 3 "${PHASE_ARGS[@]}" "${EXTRA_ARGS[@]}")
@@ -250,7 +272,7 @@ run_celeriac() {  # run index
   for _ in $(seq 1 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
   export RUST_LOG="${RUST_LOG:-warn}"
   CELERIAC_BROKER_URL="redis://127.0.0.1:$rport" CELERIAC_NAMESPACE=celeriac \
-    CELERIAC_HOST=127.0.0.1 PORT="$aport" \
+    CELERIAC_HOST=127.0.0.1 PORT="$aport" CELERIAC_AUTH="${CELERIAC_AUTH:-off}" \
     "$API_BIN" > "$d/api.log" 2>&1 &
   API_PID=$!
   CELERIAC_BROKER_URL="redis://127.0.0.1:$rport" CELERIAC_NAMESPACE=celeriac \
@@ -313,7 +335,7 @@ run_reference() {  # run index
 
 [ "$QUICK" = 1 ] && warn "QUICK=1: short phases (2 s, e2e 500 tasks): a smoke test, not comparable to full runs"
 for i in $(seq 1 "$RUNS"); do
-  [ "$DO_CELERIAC" = 1 ] && { run_celeriac "$i" || true; }
+  [ "$DO_HTTP_CELERIAC" = 1 ] && { run_celeriac "$i" || true; }
   [ "$DO_REFERENCE" = 1 ] && { run_reference "$i" || true; }
 done
 
@@ -327,7 +349,7 @@ summarize() {  # target
   # shellcheck disable=SC2086
   python3 "$SUMMARIZE" --markdown $files > "$OUT/$1-summary.md"
 }
-[ "$DO_CELERIAC" = 1 ] && summarize celeriac
+[ "$DO_HTTP_CELERIAC" = 1 ] && summarize celeriac
 [ "$DO_REFERENCE" = 1 ] && summarize reference
 
 GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
@@ -356,11 +378,40 @@ meta results_dir="$OUT" started_utc="$STAMP" celeriac_git="$GIT_REV" \
   worker_concurrency:="$WORKER_CONCURRENCY" longpoll_s_used:="$lp_json" \
   reference_stack="gunicorn 2 sync workers + celery prefork concurrency 2 + redis" \
   harness_args="${COMMON_ARGS[*]}" build_s:="$BUILD_S" wall_s:="$((SECONDS - T_START))" \
-  stats="median over runs; e2e_lost: max over runs"
-"${HELPER[@]}" combine "$OUT"
+  stats="median over runs; e2e_lost: max over runs" phases="$PHASES" \
+  e2e_n:="$( [ "$QUICK" = 1 ] && echo 500 || echo 20000 )"
+"${HELPER[@]}" combine "$OUT" > /dev/null
+
+# ---------------------------------------------------------------- engine phases
+ENGINE_RC=0
+if [ -n "$ENGINE_PHASES" ] && [ "$DO_CELERIAC" = 1 ]; then
+  BULLMQ_DIR=""
+  if has_phase bullmq; then
+    # BullMQ's harness with its packages in a cache folder: ../shared stays untouched
+    BSRC="$SHARED/bench/bullmq"
+    BULLMQ_DIR="$BENCH_CACHE/bullmq-$(cat "$BSRC/package.json" "$BSRC/package-lock.json" | sha256sum | cut -c1-12)"
+    if [ ! -f "$BULLMQ_DIR/.celeriac-bench-ok" ] && [ "${SKIP_INSTALL:-0}" != 1 ]; then
+      command -v npm >/dev/null || die "npm not found (needed for the bullmq phase)"
+      log "installing BullMQ's harness into $BULLMQ_DIR (npm install)"
+      mkdir -p "$BULLMQ_DIR"
+      cp "$BSRC"/{package.json,package-lock.json,bench.mjs,worker.mjs} "$BULLMQ_DIR/"
+      chmod u+w "$BULLMQ_DIR"/*
+      (cd "$BULLMQ_DIR" && npm install --no-audit --no-fund >&2) || die "npm install failed"
+      touch "$BULLMQ_DIR/.celeriac-bench-ok"
+    fi
+  fi
+  read -r -a ENGINE_EXTRA <<< "${ENGINE_ARGS:-}"
+  log "engine phases: $ENGINE_PHASES ($RUNS runs where repeated)"
+  "$PY" "$HERE/engine.py" run --out "$OUT" --phases "$ENGINE_PHASES" --runs "$RUNS" \
+    --bin-dir "$TARGET_DIR/release" --bullmq-dir "$BULLMQ_DIR" \
+    --worker-concurrency "$WORKER_CONCURRENCY" "${QUICK_ENGINE_ARGS[@]}" "${ENGINE_EXTRA[@]}" || ENGINE_RC=1
+fi
+"$PY" "$HERE/engine.py" report "$OUT" >&2
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$OUT/report.json"
 log "raw outputs: $OUT (result.json, <target>-<i>.json/.log, <target>-summary.{json,md}, per-run logs)"
 
 rc=0
-[ "$DO_CELERIAC" = 0 ] || [ "$OK_CELERIAC" -gt 0 ] || rc=1
+[ "$DO_HTTP_CELERIAC" = 0 ] || [ "$OK_CELERIAC" -gt 0 ] || rc=1
 [ "$DO_REFERENCE" = 0 ] || [ "$OK_REFERENCE" -gt 0 ] || rc=1
+[ "$ENGINE_RC" = 0 ] || rc=1
 exit "$rc"
