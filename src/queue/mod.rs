@@ -10,9 +10,11 @@
 //! | `workflows.rs` | chains, groups, chords |
 //! | `workers.rs` | worker registrations, registered task names |
 //! | `stats.rs` | queue counts |
+//! | `listing.rs` | listing tasks from the indexes, task pause/resume, batch enqueue |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
 mod lease;
+mod listing;
 mod overview;
 mod stats;
 mod tasks;
@@ -22,6 +24,7 @@ mod workflows;
 use uuid::Uuid;
 
 pub use lease::{Claim, Failure};
+pub use listing::{ALL_STATUSES, BatchRefused, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;
 pub use tasks::{Cancel, Enqueue};
 

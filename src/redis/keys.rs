@@ -26,6 +26,11 @@
 //! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
 //! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at`; expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
+//! | `{ns}:idx:status:<S>` | ZSET | listing index: ids of tasks in status S; score = created_at ms (ties by id); moved by every transition, final ones trimmed by the reaper once their record expired |
+//! | `{ns}:idx:queue:<q>` | ZSET | listing index: ids of tasks created in queue q; score = created_at ms |
+//! | `{ns}:idx:name:<n>` | ZSET | listing index: ids of tasks named n; score = created_at ms |
+//! | `{ns}:idx:worker:<w>` | ZSET | listing index: ids of tasks claimed by worker w (the latest attempt's worker wins on read); score = created_at ms |
+//! | `{ns}:idx:schedule:<s>` | ZSET | listing index: ids of tasks fired by schedule s; score = created_at ms |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
 
@@ -159,6 +164,37 @@ impl Keys {
         format!("{}:idem:", self.tag)
     }
 
+    /// Prefix of every listing index (`{ns}:idx:`); scripts append `status:<S>`,
+    /// `queue:<q>`, `name:<n>`, `worker:<w>` or `schedule:<s>`.
+    pub fn index_prefix(&self) -> String {
+        format!("{}:idx:", self.tag)
+    }
+
+    /// ZSET: ids of tasks in `status` (upper case); score = created_at ms.
+    pub fn status_index(&self, status: &str) -> String {
+        format!("{}:idx:status:{status}", self.tag)
+    }
+
+    /// ZSET: ids of tasks created in `queue`; score = created_at ms.
+    pub fn queue_index(&self, queue: &str) -> String {
+        format!("{}:idx:queue:{queue}", self.tag)
+    }
+
+    /// ZSET: ids of tasks named `name`; score = created_at ms.
+    pub fn name_index(&self, name: &str) -> String {
+        format!("{}:idx:name:{name}", self.tag)
+    }
+
+    /// ZSET: ids of tasks claimed by `worker`; score = created_at ms.
+    pub fn worker_index(&self, worker: &str) -> String {
+        format!("{}:idx:worker:{worker}", self.tag)
+    }
+
+    /// ZSET: ids of tasks fired by `schedule`; score = created_at ms.
+    pub fn schedule_index(&self, schedule: &str) -> String {
+        format!("{}:idx:schedule:{schedule}", self.tag)
+    }
+
     /// Pub/sub channel telling workers that a running task was cancelled (payload: task id).
     pub fn cancel_channel(&self) -> String {
         format!("{}:cancel", self.tag)
@@ -239,6 +275,18 @@ mod tests {
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
         assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
+    }
+
+    #[test]
+    fn listing_index_keys_carry_the_namespace_hash_tag() {
+        let k = Keys::new("celeriac");
+        assert_eq!(k.index_prefix(), "{celeriac}:idx:");
+        assert_eq!(k.status_index("SUCCESS"), "{celeriac}:idx:status:SUCCESS");
+        assert_eq!(k.queue_index("default"), "{celeriac}:idx:queue:default");
+        assert_eq!(k.name_index("noop"), "{celeriac}:idx:name:noop");
+        assert_eq!(k.worker_index("w1"), "{celeriac}:idx:worker:w1");
+        assert_eq!(k.schedule_index("nightly"), "{celeriac}:idx:schedule:nightly");
+        assert_eq!(k.index_prefix() + "status:PAUSED", k.status_index("PAUSED"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
   ARGV[7] rate-limit log key prefix          ARGV[8] events MAXLEN
   ARGV[9] result TTL ms, then key prefixes (tasks are learned here):
   ARGV[10] done channel ARGV[11] idempotency ARGV[12] task ARGV[13] workflow
-  ARGV[14] queue        ARGV[15] wake
+  ARGV[14] queue        ARGV[15] wake   ARGV[16] listing index
   Returns: { next due ms of a delayed task or -1,
              { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... } } ]]
 local rcall = redis.call
@@ -17,6 +17,7 @@ local now, want, lease_ms, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumb
 local token_base, promote_limit, rate_prefix, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
+local idx_prefix = ARGV[16]
 --- @include "includes/finalize"
 
 local out = {}
@@ -79,7 +80,7 @@ for q = 5, #KEYS, 3 do
       budget = budget - 1
       local key = task_prefix .. id
       local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries',
-        'options', 'attempts', 'idempotency_key', 'workflow')
+        'options', 'attempts', 'idempotency_key', 'workflow', 'created_at')
       local token = token_base .. ':' .. (#out + 1)
       if not f[1] or FINAL[f[1]] then
         -- the record expired or the task was revoked: drop it
@@ -89,6 +90,8 @@ for q = 5, #KEYS, 3 do
         local attempts = (tonumber(f[9]) or 0) + 1
         rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
           'attempts', attempts)
+        index_status(id, f[1], 'STARTED', f[12])
+        rcall('ZADD', idx_prefix .. 'worker:' .. worker, f[12], id)
         emit('started', id, f[3], 'STARTED')
         leased[#leased + 1] = now + lease_ms
         leased[#leased + 1] = id

@@ -6,13 +6,14 @@
   ARGV[1] now ms        ARGV[2] max tasks per call ARGV[3] lost deliveries before giving up
   ARGV[4] events MAXLEN (also the dead-letter cap)  ARGV[5] result TTL ms, then key
   prefixes (tasks are learned here): ARGV[6] done channel   ARGV[7] idempotency
-  ARGV[8] task   ARGV[9] workflow   ARGV[10] queue   ARGV[11] wake
+  ARGV[8] task   ARGV[9] workflow   ARGV[10] queue   ARGV[11] wake   ARGV[12] listing index
   Returns: { requeued, dead } ]]
 local rcall = redis.call
 local leases_key, dead_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, limit, max_lost, maxlen = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[9], ARGV[10], ARGV[11]
+local idx_prefix = ARGV[12]
 --- @include "includes/finalize"
 
 local expired = rcall('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
@@ -20,7 +21,8 @@ local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   rcall('ZREM', leases_key, id)
   local key = task_prefix .. id
-  local f = rcall('HMGET', key, 'status', 'queue', 'priority', 'cancel_requested', 'idempotency_key', 'workflow')
+  local f = rcall('HMGET', key, 'status', 'queue', 'priority', 'cancel_requested', 'idempotency_key', 'workflow',
+    'created_at')
   if f[1] == 'STARTED' then
     rcall('HDEL', key, 'lease')
     local lost = rcall('HINCRBY', key, 'lost_deliveries', 1)
@@ -37,6 +39,7 @@ for _, id in ipairs(expired) do
       dead = dead + 1
     else
       rcall('HSET', key, 'status', 'PENDING')
+      index_status(id, 'STARTED', 'PENDING', f[7])
       make_ready(id, queue_prefix .. f[2], wake_prefix .. f[2], f[3], true)
       emit('requeued', id, f[2], 'PENDING')
       requeued = requeued + 1

@@ -1,0 +1,18 @@
+--[[ index: the listing indexes (ZSETs, score = the task's created_at ms, ties by id),
+  kept by the transitions themselves so that listing never scans the key space.
+  Uses the script's locals: rcall, idx_prefix (Keys::index_prefix). ]]
+
+-- Moves task `id` from the index of status `from` (nil: none) to that of `to`.
+-- `created` is the record's created_at (nil: the record is gone, nothing to index).
+local function index_status(id, from, to, created)
+  if not created or from == to then return end
+  if from then rcall('ZREM', idx_prefix .. 'status:' .. from, id) end
+  rcall('ZADD', idx_prefix .. 'status:' .. to, created, id)
+end
+
+-- Indexes a new PENDING task by status, queue and name.
+local function index_new(id, queue, name, created)
+  rcall('ZADD', idx_prefix .. 'status:PENDING', created, id)
+  rcall('ZADD', idx_prefix .. 'queue:' .. queue, created, id)
+  rcall('ZADD', idx_prefix .. 'name:' .. name, created, id)
+end
