@@ -215,6 +215,12 @@ impl Queue {
         Ok(page)
     }
 
+    /// Removes listing index entries whose record expired, at most `batch` per
+    /// index (the reaper calls it now and then); returns how many went.
+    pub async fn trim_indexes(&self, batch: usize) -> Result<u64> {
+        scripts::trim_indexes(&mut self.conn().await?, &self.ctx(), batch).await
+    }
+
     /// Reads several task records in one pipeline, in order (`None`: gone).
     pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<TaskRecord>>> {
         if ids.is_empty() {

@@ -95,6 +95,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("pause", include_str!("lua/pause.lua")),
     ("resume", include_str!("lua/resume.lua")),
     ("list_page", include_str!("lua/list_page.lua")),
+    ("trim_indexes", include_str!("lua/trim_indexes.lua")),
 ];
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
@@ -113,6 +114,7 @@ static ENQUEUE_BATCH: LazyLock<Script> = script!("enqueue_batch.lua");
 static PAUSE: LazyLock<Script> = script!("pause.lua");
 static RESUME: LazyLock<Script> = script!("resume.lua");
 static LIST_PAGE: LazyLock<Script> = script!("list_page.lua");
+static TRIM_INDEXES: LazyLock<Script> = script!("trim_indexes.lua");
 
 /// Most delayed tasks one claim promotes per queue (keeps each script call short).
 const PROMOTE_LIMIT: usize = 1000;
@@ -620,6 +622,23 @@ pub async fn list_page(
     }
     let (score, id) = cursor.unwrap_or((0, ""));
     inv.arg(score).arg(id).arg(high).arg(low).arg(per_index);
+    Ok(inv.invoke_async(conn).await?)
+}
+
+/// Runs `trim_indexes.lua`: removes up to `batch` entries per listing index
+/// whose record expired; returns how many it removed.
+pub async fn trim_indexes(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, batch: usize) -> Result<u64> {
+    let k = ctx.keys;
+    let mut inv = TRIM_INDEXES.prepare_invoke();
+    inv.key(k.queues())
+        .key(k.task_names())
+        .key(k.workers())
+        .key(k.schedules())
+        .arg(ctx.now_ms)
+        .arg(ctx.result_ttl_ms)
+        .arg(batch)
+        .arg(k.task_prefix())
+        .arg(k.index_prefix());
     Ok(inv.invoke_async(conn).await?)
 }
 
