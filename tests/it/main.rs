@@ -8,6 +8,7 @@ mod engine;
 mod faults;
 mod hardening;
 mod helpers;
+mod listing;
 mod ops;
 mod realwork;
 mod redis_topologies;
