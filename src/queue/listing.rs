@@ -215,6 +215,64 @@ impl Queue {
         Ok(page)
     }
 
+    /// One page of the ids of one ZSET of task ids, highest score first, after
+    /// `cursor`; entries whose record is gone are removed on the way.
+    pub(super) async fn page_of_index(&self, index: String, limit: usize, cursor: Option<Cursor>) -> Result<TaskPage> {
+        let mut conn = self.conn().await?;
+        let limit = limit.max(1);
+        let per_index = (limit + 1).min(500);
+        let mut page = TaskPage::default();
+        let mut position = cursor;
+        let mut scanned = 0;
+        loop {
+            let at = position.as_ref().map(|c| (c.score, c.id.as_str()));
+            let rows = scripts::list_page(&mut conn, std::slice::from_ref(&index), at, "+inf", "-inf", per_index)
+                .await?
+                .pop()
+                .unwrap_or_default();
+            let more = rows.len() >= per_index;
+            if rows.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for (id, _) in &rows {
+                pipe.exists(k_task(&self.keys, id));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+            let mut gone = Vec::new();
+            for ((id, score), exists) in rows.into_iter().zip(exists) {
+                scanned += 1;
+                if exists {
+                    page.ids.push(id.clone());
+                } else {
+                    gone.push(id.clone());
+                }
+                position = Some(Cursor {
+                    score: score as i64,
+                    id,
+                });
+                if page.ids.len() == limit {
+                    break;
+                }
+            }
+            if !gone.is_empty() {
+                redis::cmd("ZREM")
+                    .arg(&index)
+                    .arg(&gone)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            if page.ids.len() == limit || scanned >= SCAN_BUDGET.max(limit * 2) {
+                page.next_cursor = position;
+                return Ok(page);
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
     /// Removes listing index entries whose record expired, at most `batch` per
     /// index (the reaper calls it now and then); returns how many went.
     pub async fn trim_indexes(&self, batch: usize) -> Result<u64> {
@@ -283,6 +341,10 @@ impl Queue {
             .map(|()| ids)
             .map_err(|(name, index)| BatchRefused { index, name }))
     }
+}
+
+fn k_task(keys: &Keys, id: &str) -> String {
+    keys.task(id)
 }
 
 /// True when a record's `status queue name worker schedule` fields match every filter.

@@ -10,9 +10,11 @@
 //! | `workflows.rs` | chains, groups, chords |
 //! | `workers.rs` | worker registrations, registered task names |
 //! | `stats.rs` | queue counts |
+//! | `control.rs` | queue pause, resume and purge; the dead letter |
 //! | `listing.rs` | listing tasks from the indexes, task pause/resume, batch enqueue |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
+mod control;
 mod lease;
 mod listing;
 mod overview;

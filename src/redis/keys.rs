@@ -16,7 +16,9 @@
 //! | `{ns}:leases` | ZSET | claimed task id → lease deadline ms; the reaper returns expired ones to their queue |
 //! | `{ns}:seq` | STRING | FIFO counter |
 //! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`) and worker change (`event worker hostname queue status ts`), capped with MAXLEN ~ |
-//! | `{ns}:dead` | LIST | tasks given up after too many lost deliveries |
+//! | `{ns}:dead:v2` | ZSET | tasks given up after too many lost deliveries; score = when (ms); capped like the events stream (v1, `{ns}:dead`, was a LIST) |
+//! | `{ns}:dead:v2:counts` | HASH | queue → tasks of the queue in `{ns}:dead:v2` |
+//! | `{ns}:paused_queues` | SET | names of queues no worker claims from (claim.lua checks it) |
 //! | `{ns}:queues` | SET | queue names ever used |
 //! | `{ns}:task_names` | SET | task names registered by workers |
 //! | `{ns}:task_defaults` | HASH | task name → default options JSON published at registration |
@@ -31,6 +33,7 @@
 //! | `{ns}:idx:name:<n>` | ZSET | listing index: ids of tasks named n; score = created_at ms |
 //! | `{ns}:idx:worker:<w>` | ZSET | listing index: ids of tasks claimed by worker w (the latest attempt's worker wins on read); score = created_at ms |
 //! | `{ns}:idx:schedule:<s>` | ZSET | listing index: ids of tasks fired by schedule s; score = created_at ms |
+//! | `{ns}:idx:done:<q>` | HASH | minute (ms / 60000) → tasks of queue q that reached a final state in it; the last 16 minutes, expires 16 min after the latest |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
 
@@ -104,9 +107,25 @@ impl Keys {
         format!("{}:events", self.tag)
     }
 
-    /// LIST: ids of tasks given up after too many lost deliveries.
+    /// ZSET: ids of tasks given up after too many lost deliveries; score = when (ms).
+    /// Versioned: `{ns}:dead` was a LIST.
     pub fn dead_letter(&self) -> String {
-        format!("{}:dead", self.tag)
+        format!("{}:dead:v2", self.tag)
+    }
+
+    /// HASH: queue → how many of its tasks are in [`Keys::dead_letter`].
+    pub fn dead_letter_counts(&self) -> String {
+        format!("{}:dead:v2:counts", self.tag)
+    }
+
+    /// SET: names of paused queues (no worker claims from them).
+    pub fn paused_queues(&self) -> String {
+        format!("{}:paused_queues", self.tag)
+    }
+
+    /// HASH: minute (ms / 60000) → tasks of `queue` that reached a final state in it.
+    pub fn finished_per_minute(&self, queue: &str) -> String {
+        format!("{}:idx:done:{queue}", self.tag)
     }
 
     /// SET: names of queues that ever received a task.
@@ -260,7 +279,9 @@ mod tests {
         assert_eq!(k.leases(), "{celeriac}:leases");
         assert_eq!(k.seq(), "{celeriac}:seq");
         assert_eq!(k.events(), "{celeriac}:events");
-        assert_eq!(k.dead_letter(), "{celeriac}:dead");
+        assert_eq!(k.dead_letter(), "{celeriac}:dead:v2");
+        assert_eq!(k.dead_letter_counts(), "{celeriac}:dead:v2:counts");
+        assert_eq!(k.paused_queues(), "{celeriac}:paused_queues");
         assert_eq!(k.queues(), "{celeriac}:queues");
         assert_eq!(k.task_names(), "{celeriac}:task_names");
         assert_eq!(k.workers(), "{celeriac}:workers");
@@ -287,6 +308,8 @@ mod tests {
         assert_eq!(k.worker_index("w1"), "{celeriac}:idx:worker:w1");
         assert_eq!(k.schedule_index("nightly"), "{celeriac}:idx:schedule:nightly");
         assert_eq!(k.index_prefix() + "status:PAUSED", k.status_index("PAUSED"));
+        assert_eq!(k.finished_per_minute("q"), "{celeriac}:idx:done:q");
+        assert_eq!(k.index_prefix() + "done:q", k.finished_per_minute("q"));
     }
 
     #[test]

@@ -96,6 +96,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("resume", include_str!("lua/resume.lua")),
     ("list_page", include_str!("lua/list_page.lua")),
     ("trim_indexes", include_str!("lua/trim_indexes.lua")),
+    ("purge", include_str!("lua/purge.lua")),
 ];
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
@@ -115,6 +116,7 @@ static PAUSE: LazyLock<Script> = script!("pause.lua");
 static RESUME: LazyLock<Script> = script!("resume.lua");
 static LIST_PAGE: LazyLock<Script> = script!("list_page.lua");
 static TRIM_INDEXES: LazyLock<Script> = script!("trim_indexes.lua");
+static PURGE: LazyLock<Script> = script!("purge.lua");
 
 /// Most delayed tasks one claim promotes per queue (keeps each script call short).
 const PROMOTE_LIMIT: usize = 1000;
@@ -265,7 +267,11 @@ pub async fn claim(
 ) -> Result<(i64, Vec<ClaimedRow>)> {
     let k = ctx.keys;
     let mut inv = CLAIM.prepare_invoke();
-    inv.key(k.leases()).key(k.rate_limits()).key(k.seq()).key(k.events());
+    inv.key(k.leases())
+        .key(k.rate_limits())
+        .key(k.seq())
+        .key(k.events())
+        .key(k.paused_queues());
     for q in queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
@@ -278,6 +284,9 @@ pub async fn claim(
         .arg(k.rate_log_prefix())
         .arg(ctx.events_maxlen);
     ctx.finalize_args(&mut inv);
+    for q in queues {
+        inv.arg(q);
+    }
     Ok(inv.invoke_async(conn).await?)
 }
 
@@ -398,6 +407,7 @@ pub async fn reap(
         .key(k.dead_letter())
         .key(k.events())
         .key(k.seq())
+        .key(k.dead_letter_counts())
         .arg(ctx.now_ms)
         .arg(limit)
         .arg(max_lost_deliveries)
@@ -431,6 +441,7 @@ pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -
         .key(k.dead_letter())
         .key(k.events())
         .key(k.seq())
+        .key(k.dead_letter_counts())
         .arg(id)
         .arg(ctx.now_ms)
         .arg(ctx.events_maxlen)
@@ -639,6 +650,22 @@ pub async fn trim_indexes(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, batch: 
         .arg(batch)
         .arg(k.task_prefix())
         .arg(k.index_prefix());
+    Ok(inv.invoke_async(conn).await?)
+}
+
+/// Runs `purge.lua`: revokes up to `limit` of `queue`'s ready, then delayed
+/// tasks; returns how many it took out.
+pub async fn purge(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, queue: &str, limit: usize) -> Result<u64> {
+    let k = ctx.keys;
+    let mut inv = PURGE.prepare_invoke();
+    inv.key(k.queue(queue))
+        .key(k.delayed(queue))
+        .key(k.events())
+        .key(k.seq())
+        .arg(ctx.now_ms)
+        .arg(limit)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
     Ok(inv.invoke_async(conn).await?)
 }
 

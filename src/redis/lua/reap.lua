@@ -1,8 +1,9 @@
 --[[ reap: return tasks whose lease expired (their worker died or hung) to the
   front of their queue, or give up on them after too many lost deliveries
-  (FAILURE + dead-letter list). Any process may run it; it only touches leases
+  (FAILURE + the dead-letter ZSET, score = when, and its per-queue count). Any process may run it; it only touches leases
   that are past their deadline.
-  KEYS[1] leases ZSET   KEYS[2] dead-letter LIST   KEYS[3] events STREAM   KEYS[4] seq STRING
+  KEYS[1] leases ZSET   KEYS[2] dead-letter ZSET   KEYS[3] events STREAM   KEYS[4] seq STRING
+  KEYS[5] dead-letter counts HASH (queue → tasks)
   ARGV[1] now ms        ARGV[2] max tasks per call ARGV[3] lost deliveries before giving up
   ARGV[4] events MAXLEN (also the dead-letter cap)  ARGV[5] result TTL ms, then key
   prefixes (tasks are learned here): ARGV[6] done channel   ARGV[7] idempotency
@@ -33,9 +34,11 @@ for _, id in ipairs(expired) do
         exc_message = 'the worker running this task was lost ' .. lost .. ' times' })
       rcall('HSET', key, 'traceback', 'WorkerLostError: lease expired ' .. lost .. ' times without a heartbeat')
       finalize(id, key, 'FAILURE', err, f[2], 'dead', f[5], f[6])
-      rcall('RPUSH', dead_key, id)
-      -- Capped like the events stream: the newest dead letters are kept.
-      rcall('LTRIM', dead_key, -tonumber(maxlen), -1)
+      rcall('ZADD', dead_key, now, id)
+      rcall('HINCRBY', KEYS[5], f[2], 1)
+      -- Capped like the events stream: the newest dead letters are kept (the
+      -- per-queue counts do not follow this rare trim).
+      rcall('ZREMRANGEBYRANK', dead_key, 0, -tonumber(maxlen) - 1)
       dead = dead + 1
     else
       rcall('HSET', key, 'status', 'PENDING')

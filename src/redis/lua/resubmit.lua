@@ -1,7 +1,8 @@
 --[[ resubmit: a FAILURE or REVOKED task goes back to its queue as a new attempt
   (its earlier errors are kept). A task of a workflow that is still running
   cannot be resubmitted (its workflow already counted it as finished).
-  KEYS[1] task HASH   KEYS[2] dead-letter LIST   KEYS[3] events STREAM   KEYS[4] seq STRING
+  KEYS[1] task HASH   KEYS[2] dead-letter ZSET   KEYS[3] events STREAM   KEYS[4] seq STRING
+  KEYS[5] dead-letter counts HASH
   ARGV[1] task id     ARGV[2] now ms   ARGV[3] events MAXLEN, then key prefixes (the
   task's queue and workflow are learned here): ARGV[4] workflow   ARGV[5] idempotency
   ARGV[6] queue   ARGV[7] wake   ARGV[8] listing index
@@ -24,7 +25,7 @@ if f[4] then
   local wstatus = rcall('HGET', workflow_prefix .. f[4], 'status')
   if wstatus and not FINAL[wstatus] then return WRONG_STATE end
 end
-rcall('LREM', dead_key, 0, id)
+if rcall('ZREM', dead_key, id) == 1 then rcall('HINCRBY', KEYS[5], f[2], -1) end
 rcall('HDEL', task_key, 'result', 'traceback', 'finished_at', 'cancel_requested', 'lost_deliveries',
   'eta', 'expires_at', 'waiting')
 rcall('HSET', task_key, 'status', 'PENDING', 'retries', 0)

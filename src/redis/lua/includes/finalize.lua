@@ -20,6 +20,7 @@ finalize = function(id, key, status, result, queue, event, idem, wid)
   rcall('HSET', key, 'status', status, 'result', result or 'null', 'finished_at', now)
   rcall('HDEL', key, 'lease', 'waiting')
   rcall('PEXPIRE', key, ttl)
+  count_finished(queue)
   if idem then rcall('PEXPIRE', idem_prefix .. idem, ttl) end
   emit(event, id, queue, status)
   rcall('PUBLISH', done_prefix .. id, status)

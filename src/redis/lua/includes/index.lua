@@ -1,6 +1,6 @@
 --[[ index: the listing indexes (ZSETs, score = the task's created_at ms, ties by id),
   kept by the transitions themselves so that listing never scans the key space.
-  Uses the script's locals: rcall, idx_prefix (Keys::index_prefix). ]]
+  Uses the script's locals: rcall, now, idx_prefix (Keys::index_prefix). ]]
 
 -- Moves task `id` from the index of status `from` (nil: none) to that of `to`.
 -- `created` is the record's created_at (nil: the record is gone, nothing to index).
@@ -8,6 +8,18 @@ local function index_status(id, from, to, created)
   if not created or from == to then return end
   if from then rcall('ZREM', idx_prefix .. 'status:' .. from, id) end
   rcall('ZADD', idx_prefix .. 'status:' .. to, created, id)
+end
+
+-- Counts a task of `queue` reaching a final state in this minute's bucket of
+-- a HASH (minute → count) that keeps the last 16 minutes.
+local function count_finished(queue)
+  if not queue then return end
+  local minute = math.floor(now / 60000)
+  local key = idx_prefix .. 'done:' .. queue
+  if rcall('HINCRBY', key, minute, 1) == 1 then
+    rcall('HDEL', key, minute - 16)
+    rcall('PEXPIRE', key, 960000)
+  end
 end
 
 -- Indexes a new PENDING task by status, queue and name.
