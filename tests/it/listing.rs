@@ -295,3 +295,81 @@ async fn the_library_batch_and_listing_drop_entries_of_expired_records() {
     let success: u64 = redis.conn().zcard(q.keys().status_index("SUCCESS")).unwrap();
     assert_eq!(success, 4);
 }
+
+#[tokio::test]
+async fn a_paused_queue_is_not_claimed_from_until_resumed() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let worker = Worker::start(&redis.url(), &ns, &[]).await;
+    let (status, view) = post_json(&api, "/queues/default/pause", json!({})).await;
+    assert_eq!((status, &view["is_paused"]), (200, &json!(true)), "{view}");
+    // Idempotent.
+    assert_eq!(post_json(&api, "/queues/default/pause", json!({})).await.1["is_paused"], true);
+    let id = api.enqueue(json!({"name": "noop"})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(api.get_task(&id).await.1["status"], "PENDING");
+    let (_, q) = get_json(&api, "/queues/default").await;
+    assert_eq!((q["ready"].as_u64(), q["is_paused"].as_bool()), (Some(1), Some(true)), "{q}");
+    assert_eq!(q["enqueued_last_min"], 1);
+
+    let (status, view) = post_json(&api, "/queues/default/resume", json!({})).await;
+    assert_eq!((status, &view["is_paused"]), (200, &json!(false)));
+    assert_eq!(api.wait_task(&id, 10).await["status"], "SUCCESS");
+    assert_eq!(post_json(&api, "/queues/default/resume", json!({})).await.0, 200);
+    let (_, q) = get_json(&api, "/queues/default").await;
+    assert_eq!(q["completed_last_min"], 1, "{q}");
+    drop(worker);
+}
+
+#[tokio::test]
+async fn purge_revokes_waiting_tasks_only_and_the_dead_letter_lists_and_requeues() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let mut cfg = celeriac::config::RedisConfig::new(redis.url());
+    cfg.namespace = ns.clone();
+    let engine = celeriac::config::EngineConfig {
+        max_lost_deliveries: 0,
+        ..celeriac::config::EngineConfig::default()
+    };
+    let q = celeriac::Queue::connect(&cfg, engine).unwrap();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let p = vec!["p".to_owned()];
+    let mut tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let mut t = celeriac::model::NewTask::new("noop", json!({}));
+            t.queue = "p".into();
+            t
+        })
+        .collect();
+    tasks[3].eta = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    let ids = q.enqueue_batch(&tasks, |_| false).await.unwrap().unwrap();
+    let running = q.claim(&p, 1, "w").await.unwrap().tasks.remove(0);
+
+    let resp = api.http.delete(api.url("/queues/p/tasks")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"purged": 3}));
+    for id in ids.iter().filter(|id| **id != running.id) {
+        let t = api.get_task(&id.to_string()).await.1;
+        assert_eq!((t["status"].as_str(), t["result"]["reason"].as_str()), (Some("REVOKED"), Some("purged")));
+    }
+    assert_eq!(api.get_task(&running.id.to_string()).await.1["status"], "STARTED");
+
+    // The running task's lease is lost: with no lost delivery allowed it is dead-lettered.
+    let far = q.config().lease.as_millis() as i64 + 1;
+    assert_eq!(q.reap_at(celeriac::model::now_ms() + far).await.unwrap(), (0, 1));
+    let (_, dead) = get_json(&api, "/dead-letter").await;
+    assert_eq!(dead, json!({"tasks": [running.id.to_string()], "next_cursor": null}));
+    let (_, queues) = get_json(&api, "/queues/p").await;
+    assert_eq!(queues["dead"], 1, "{queues}");
+    let (_, expanded) = get_json(&api, "/dead-letter?expand").await;
+    assert_eq!(expanded["tasks"][0]["status"], "FAILURE");
+
+    let requeue = format!("/dead-letter/{}/requeue", running.id);
+    let (status, view) = post_json(&api, &requeue, json!({})).await;
+    assert_eq!((status, view["status"].as_str()), (202, Some("PENDING")), "{view}");
+    assert_eq!(get_json(&api, "/dead-letter").await.1["tasks"], json!([]));
+    assert_eq!(get_json(&api, "/queues/p").await.1["dead"], 0);
+    assert_eq!(post_json(&api, &requeue, json!({})).await.0, 404);
+    assert_eq!(q.claim(&p, 1, "w").await.unwrap().tasks[0].id, running.id);
+}
