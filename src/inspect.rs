@@ -55,8 +55,13 @@ pub async fn list_tasks(
 ) -> Result<String, InspectError> {
     let read = async {
         let page = queue.list_tasks(filter, limit, None).await?;
-        let views: Vec<crate::api::models::TaskView> =
-            queue.get_many(&page.ids).await?.into_iter().flatten().map(Into::into).collect();
+        let views: Vec<crate::api::models::TaskView> = queue
+            .get_many(&page.ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(Into::into)
+            .collect();
         Ok::<_, QueueError>(views)
     };
     let views = tokio::time::timeout(timeout, read)
@@ -72,7 +77,14 @@ pub async fn list_tasks(
             .map(|t| {
                 let v = t.to_json().unwrap_or_default();
                 let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-                vec![s("task_id"), s("name"), s("queue"), s("status"), s("worker"), s("created_at")]
+                vec![
+                    s("task_id"),
+                    s("name"),
+                    s("queue"),
+                    s("status"),
+                    s("worker"),
+                    s("created_at"),
+                ]
             })
             .collect(),
     ))

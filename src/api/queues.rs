@@ -142,14 +142,19 @@ impl QueuesApi {
         let cursor = match cursor.0.as_deref() {
             None | Some("") => None,
             Some(c) => Some(
-                Cursor::decode(c).ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))?,
+                Cursor::decode(c)
+                    .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))?,
             ),
         };
         let limit = limit.0.map_or(100, |l| l as usize);
         let page = self.state.queue.list_dead_letter(limit, cursor).await?;
         let tasks = if expand.0.is_some_and(|v| !matches!(v.as_str(), "false" | "0")) {
             let records = self.state.queue.get_many(&page.ids).await?;
-            records.into_iter().flatten().map(|r| TaskItem::Task(r.into())).collect()
+            records
+                .into_iter()
+                .flatten()
+                .map(|r| TaskItem::Task(Box::new(r.into())))
+                .collect()
         } else {
             page.ids.into_iter().map(TaskItem::Id).collect()
         };

@@ -58,7 +58,7 @@ pub enum TaskItem {
     /// The task's id.
     Id(String),
     /// The task as `GET /tasks/{task_id}` shows it.
-    Task(TaskView),
+    Task(Box<TaskView>),
 }
 
 /// `GET /tasks` answer.
@@ -228,7 +228,11 @@ impl TasksApi {
             tasks.push(task);
         }
         let state = &self.state;
-        match state.queue.enqueue_batch(&tasks, |n| state.require_registered(n)).await? {
+        match state
+            .queue
+            .enqueue_batch(&tasks, |n| state.require_registered(n))
+            .await?
+        {
             Ok(ids) => Ok(BatchResponse::Accepted(Json(BatchCreated {
                 task_ids: ids.iter().map(ToString::to_string).collect(),
             }))),
@@ -277,7 +281,13 @@ impl TasksApi {
         expand: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let mut statuses = Vec::new();
-        for s in status.0.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        for s in status
+            .0
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match TaskStatus::parse(&s.to_ascii_uppercase()) {
                 Some(st) if !statuses.contains(&st) => statuses.push(st),
                 Some(_) => {}
@@ -286,7 +296,10 @@ impl TasksApi {
         }
         let cursor = match cursor.0.as_deref() {
             None | Some("") => None,
-            Some(c) => Some(Cursor::decode(c).ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))?),
+            Some(c) => Some(
+                Cursor::decode(c)
+                    .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))?,
+            ),
         };
         let expand = expand.0.is_some_and(|v| !matches!(v.as_str(), "false" | "0"));
         let filter = TaskFilter {
@@ -308,7 +321,7 @@ impl TasksApi {
                 .await?
                 .into_iter()
                 .flatten()
-                .map(|r| TaskItem::Task(r.into()))
+                .map(|r| TaskItem::Task(Box::new(r.into())))
                 .collect()
         } else {
             page.ids.into_iter().map(TaskItem::Id).collect()

@@ -137,7 +137,12 @@ async fn main() -> anyhow::Result<()> {
             name,
             ..Default::default()
         };
-        for s in status.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        for s in status
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match celeriac::model::TaskStatus::parse(&s.to_ascii_uppercase()) {
                 Some(st) => filter.statuses.push(st),
                 None => {

@@ -291,7 +291,13 @@ impl Queue {
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn().await?).await?;
         hashes
             .into_iter()
-            .map(|h| if h.is_empty() { Ok(None) } else { codec::task_from_hash(h).map(Some) })
+            .map(|h| {
+                if h.is_empty() {
+                    Ok(None)
+                } else {
+                    codec::task_from_hash(h).map(Some)
+                }
+            })
             .collect()
     }
 
@@ -317,7 +323,10 @@ impl Queue {
         tasks: &[NewTask],
         require_registered: impl Fn(&str) -> bool,
     ) -> Result<std::result::Result<Vec<Uuid>, BatchRefused>> {
-        if tasks.iter().any(|t| t.idempotency_key.is_some() || t.parent_id.is_some()) {
+        if tasks
+            .iter()
+            .any(|t| t.idempotency_key.is_some() || t.parent_id.is_some())
+        {
             return Err(QueueError::Corrupt(
                 "a batch task carries an idempotency key or a parent".into(),
             ));

@@ -104,14 +104,23 @@ async fn ten_thousand_tasks_are_listed_once_each_across_pages_while_new_ones_arr
     })
     .await;
     let listed = once_each(&ids);
-    assert!(all_set.is_subset(&listed), "missing {}", all_set.difference(&listed).count());
+    assert!(
+        all_set.is_subset(&listed),
+        "missing {}",
+        all_set.difference(&listed).count()
+    );
     assert!(pages >= 20, "{pages} pages");
     // Newest first: the last batch's tasks come before the first batch's.
     let pos = |id: &str| ids.iter().position(|x| x == id).unwrap();
     assert!(pos(&all[9999]) < pos(&all[0]));
 
     // Filters: each one alone and combined, every page walked.
-    let (ids, _) = walk(&api, "/tasks?status=pending&limit=500&created_before=2100-01-01T00:00:00Z", async || {}).await;
+    let (ids, _) = walk(
+        &api,
+        "/tasks?status=pending&limit=500&created_before=2100-01-01T00:00:00Z",
+        async || {},
+    )
+    .await;
     assert!(all_set.is_subset(&once_each(&ids)));
     let (ids, _) = walk(&api, "/tasks?name=add&limit=300", async || {}).await;
     assert_eq!(once_each(&ids), added);
@@ -181,12 +190,18 @@ async fn a_batch_is_all_or_nothing_and_names_the_bad_member() {
     let bad_name = json!({"tasks": [{"name": "noop"}, {"name": "noop"}, {"name": "no such!"}]});
     let (status, body) = post_json(&api, "/tasks/batch", bad_name).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("tasks[2]"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("tasks[2]"),
+        "{body}"
+    );
     let unknown = json!({"tasks": [{"name": "noop"}, {"name": "not_registered"}]});
     let (status, body) = post_json(&api, "/tasks/batch", unknown).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "unknown_task");
-    assert!(body["error"]["message"].as_str().unwrap().contains("tasks[1]"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("tasks[1]"),
+        "{body}"
+    );
     let too_many = json!({"tasks": vec![json!({"name": "noop"}); 1001]});
     assert_eq!(post_json(&api, "/tasks/batch", too_many).await.0, 422);
     // Nothing of the refused batches exists.
@@ -196,7 +211,14 @@ async fn a_batch_is_all_or_nothing_and_names_the_bad_member() {
     assert_eq!(ready, 0);
 
     // A good batch: ids in order, every task PENDING and queued.
-    let ids = batch(&api, vec![json!({"name": "noop"}), json!({"name": "add", "args": {"x": 1, "y": 2}, "countdown": 60})]).await;
+    let ids = batch(
+        &api,
+        vec![
+            json!({"name": "noop"}),
+            json!({"name": "add", "args": {"x": 1, "y": 2}, "countdown": 60}),
+        ],
+    )
+    .await;
     assert_eq!(api.get_task(&ids[1]).await.1["status"], "PENDING");
     let ready: u64 = redis.conn().zcard(format!("{{{ns}}}:queue:default")).unwrap();
     let delayed: u64 = redis.conn().zcard(format!("{{{ns}}}:delayed:default")).unwrap();
@@ -215,11 +237,17 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
     assert_eq!((status, view["status"].as_str()), (200, Some("PAUSED")), "{view}");
     let (status, body) = post_json(&api, &format!("/tasks/{queued}/pause"), json!({})).await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(post_json(&api, &format!("/tasks/{delayed}/pause"), json!({})).await.0, 200);
+    assert_eq!(
+        post_json(&api, &format!("/tasks/{delayed}/pause"), json!({})).await.0,
+        200
+    );
     let (status, body) = post_json(&api, &format!("/tasks/{delayed}/resume"), json!({})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")));
     // Its time has not come: it waits in its delayed set again.
-    let due: Option<f64> = redis.conn().zscore(format!("{{{ns}}}:delayed:default"), &delayed).unwrap();
+    let due: Option<f64> = redis
+        .conn()
+        .zscore(format!("{{{ns}}}:delayed:default"), &delayed)
+        .unwrap();
     assert!(due.is_some());
     let (status, _) = post_json(&api, &format!("/tasks/{delayed}/resume"), json!({})).await;
     assert_eq!(status, 409);
@@ -231,21 +259,31 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
     let other = api.enqueue(json!({"name": "noop"})).await;
     assert_eq!(api.wait_task(&other, 20).await["status"], "SUCCESS");
     assert_eq!(api.get_task(&queued).await.1["status"], "PAUSED");
-    assert_eq!(post_json(&api, &format!("/tasks/{queued}/resume"), json!({})).await.0, 200);
+    assert_eq!(
+        post_json(&api, &format!("/tasks/{queued}/resume"), json!({})).await.0,
+        200
+    );
     assert_eq!(api.wait_task(&queued, 20).await["status"], "SUCCESS");
     let events = task_events(&redis, &ns, &queued);
     assert_eq!(events, ["enqueued", "paused", "resumed", "started", "succeeded"]);
 
     // A running task: 409 saying to cancel it.
     let running = api.enqueue(json!({"name": "sleep", "args": {"seconds": 30}})).await;
-    api.wait_until(&running, Duration::from_secs(10), |t| t["status"] == "STARTED").await;
+    api.wait_until(&running, Duration::from_secs(10), |t| t["status"] == "STARTED")
+        .await;
     let (status, body) = post_json(&api, &format!("/tasks/{running}/pause"), json!({})).await;
     assert_eq!(status, 409);
     assert!(body["error"]["message"].as_str().unwrap().contains("cancel"), "{body}");
     // A final task cannot be paused; an unknown one is 404.
-    assert_eq!(post_json(&api, &format!("/tasks/{other}/pause"), json!({})).await.0, 409);
+    assert_eq!(
+        post_json(&api, &format!("/tasks/{other}/pause"), json!({})).await.0,
+        409
+    );
     let unknown = uuid::Uuid::new_v4();
-    assert_eq!(post_json(&api, &format!("/tasks/{unknown}/pause"), json!({})).await.0, 404);
+    assert_eq!(
+        post_json(&api, &format!("/tasks/{unknown}/pause"), json!({})).await.0,
+        404
+    );
     drop(worker);
 }
 
@@ -253,7 +291,9 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
 async fn the_library_batch_and_listing_drop_entries_of_expired_records() {
     let redis = TestRedis::start();
     let q = queue(&redis, celeriac::config::EngineConfig::default());
-    let tasks: Vec<_> = (0..50).map(|i| celeriac::model::NewTask::new("noop", json!({"i": i}))).collect();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| celeriac::model::NewTask::new("noop", json!({"i": i})))
+        .collect();
     let started = Instant::now();
     let ids = q.enqueue_batch(&tasks, |_| false).await.unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -305,12 +345,19 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     let (status, view) = post_json(&api, "/queues/default/pause", json!({})).await;
     assert_eq!((status, &view["is_paused"]), (200, &json!(true)), "{view}");
     // Idempotent.
-    assert_eq!(post_json(&api, "/queues/default/pause", json!({})).await.1["is_paused"], true);
+    assert_eq!(
+        post_json(&api, "/queues/default/pause", json!({})).await.1["is_paused"],
+        true
+    );
     let id = api.enqueue(json!({"name": "noop"})).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(api.get_task(&id).await.1["status"], "PENDING");
     let (_, q) = get_json(&api, "/queues/default").await;
-    assert_eq!((q["ready"].as_u64(), q["is_paused"].as_bool()), (Some(1), Some(true)), "{q}");
+    assert_eq!(
+        (q["ready"].as_u64(), q["is_paused"].as_bool()),
+        (Some(1), Some(true)),
+        "{q}"
+    );
     assert_eq!(q["enqueued_last_min"], 1);
 
     let (status, view) = post_json(&api, "/queues/default/resume", json!({})).await;
@@ -351,7 +398,10 @@ async fn purge_revokes_waiting_tasks_only_and_the_dead_letter_lists_and_requeues
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({"purged": 3}));
     for id in ids.iter().filter(|id| **id != running.id) {
         let t = api.get_task(&id.to_string()).await.1;
-        assert_eq!((t["status"].as_str(), t["result"]["reason"].as_str()), (Some("REVOKED"), Some("purged")));
+        assert_eq!(
+            (t["status"].as_str(), t["result"]["reason"].as_str()),
+            (Some("REVOKED"), Some("purged"))
+        );
     }
     assert_eq!(api.get_task(&running.id.to_string()).await.1["status"], "STARTED");
 
@@ -396,13 +446,24 @@ async fn the_tasks_cli_lists_and_filters_from_redis() {
     let redis = TestRedis::start();
     let ns = unique_ns();
     let api = Api::start(&redis.url(), &ns, &[]).await;
-    let ids = batch(&api, vec![json!({"name": "noop", "queue": "a"}), json!({"name": "add", "args": [1, 2]})]).await;
+    let ids = batch(
+        &api,
+        vec![
+            json!({"name": "noop", "queue": "a"}),
+            json!({"name": "add", "args": [1, 2]}),
+        ],
+    )
+    .await;
     let (code, out, err) = cli_tasks(&redis.url(), &ns, &["--queue", "a", "--json"]);
     assert_eq!(code, 0, "{err}");
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["task_id"], ids[0].as_str());
-    let (code, out, _) = cli_tasks(&redis.url(), &ns, &["--status", "pending", "--name", "add", "--limit", "5"]);
+    let (code, out, _) = cli_tasks(
+        &redis.url(),
+        &ns,
+        &["--status", "pending", "--name", "add", "--limit", "5"],
+    );
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("TASK ID"), "{out}");
