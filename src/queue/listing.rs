@@ -371,3 +371,51 @@ fn matches(filter: &TaskFilter, f: &[Option<String>]) -> bool {
     });
     status_ok && is(&f[1], &filter.queue) && is(&f[2], &filter.name) && is(&f[3], &filter.worker) && schedule_ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cursor, TaskFilter, matches};
+    use crate::model::TaskStatus;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_what_the_api_did_not_give() {
+        let c = Cursor {
+            score: 1_764_500_000_123,
+            id: "0b7c6a8e-4a44-4b7e-9a8f-2f2f2f2f2f2f".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("nope"), None);
+        assert_eq!(Cursor::decode("12.not-a-uuid"), None);
+        assert_eq!(Cursor::decode("x.0b7c6a8e-4a44-4b7e-9a8f-2f2f2f2f2f2f"), None);
+    }
+
+    #[test]
+    fn records_match_every_filter_given() {
+        let rec = |s: &str| {
+            vec![
+                Some(s.to_owned()),
+                Some("q".to_owned()),
+                Some("noop".to_owned()),
+                Some("w1".to_owned()),
+                Some(r#"{"name":"nightly","due_at":"2026-01-01T00:00:00.000Z"}"#.to_owned()),
+            ]
+        };
+        let mut f = TaskFilter {
+            statuses: vec![TaskStatus::Success, TaskStatus::Paused],
+            queue: Some("q".into()),
+            name: Some("noop".into()),
+            worker: Some("w1".into()),
+            schedule: Some("nightly".into()),
+            ..TaskFilter::default()
+        };
+        assert!(matches(&f, &rec("SUCCESS")));
+        assert!(matches(&f, &rec("PAUSED")));
+        assert!(!matches(&f, &rec("PENDING")));
+        f.schedule = Some("hourly".into());
+        assert!(!matches(&f, &rec("SUCCESS")));
+        f.schedule = None;
+        f.worker = Some("w2".into());
+        assert!(!matches(&f, &rec("SUCCESS")));
+        assert!(matches(&TaskFilter::default(), &rec("RETRY")));
+    }
+}
