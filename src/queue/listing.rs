@@ -120,7 +120,12 @@ impl Queue {
         } else {
             &filter.statuses
         };
-        let mut groups: Vec<Vec<String>> = vec![statuses.iter().map(|s| k.status_index(s.as_str())).collect()];
+        // STARTED has no index: the leases ZSET stands for it (see list_page.lua).
+        let status_key = |s: &TaskStatus| match s {
+            TaskStatus::Started => k.leases(),
+            s => k.status_index(s.as_str()),
+        };
+        let mut groups: Vec<Vec<String>> = vec![statuses.iter().map(status_key).collect()];
         for (value, index) in [
             (&filter.queue, Keys::queue_index as fn(&Keys, &str) -> String),
             (&filter.name, Keys::name_index),
@@ -149,12 +154,13 @@ impl Queue {
         let high = bound(filter.created_before_ms, "+inf");
         let low = bound(filter.created_after_ms, "-inf");
         let per_index = (limit + 1).min(500);
+        let leases = k.leases();
         let mut page = TaskPage::default();
         let mut position = cursor;
         let mut scanned = 0;
         loop {
             let at = position.as_ref().map(|c| (c.score, c.id.as_str()));
-            let rows = scripts::list_page(&mut conn, &chosen, at, &high, &low, per_index).await?;
+            let rows = scripts::list_page(&mut conn, k, &chosen, at, &high, &low, per_index).await?;
             // An index that gave a full batch may hold more: entries after its
             // last one wait for the next round, so the merge stays in order.
             let frontier = rows
@@ -189,8 +195,8 @@ impl Queue {
             let mut any_gone = false;
             for ((score, id, from), f) in merged.into_iter().zip(fields) {
                 scanned += 1;
-                if f[0].is_none() {
-                    // The record expired: its index entry goes too.
+                if f[0].is_none() && chosen[from] != leases {
+                    // The record expired: its index entry goes too (a lease is the reaper's).
                     gone.zrem(&chosen[from], &id).ignore();
                     any_gone = true;
                 } else if matches(filter, &f) {
@@ -226,10 +232,18 @@ impl Queue {
         let mut scanned = 0;
         loop {
             let at = position.as_ref().map(|c| (c.score, c.id.as_str()));
-            let rows = scripts::list_page(&mut conn, std::slice::from_ref(&index), at, "+inf", "-inf", per_index)
-                .await?
-                .pop()
-                .unwrap_or_default();
+            let rows = scripts::list_page(
+                &mut conn,
+                &self.keys,
+                std::slice::from_ref(&index),
+                at,
+                "+inf",
+                "-inf",
+                per_index,
+            )
+            .await?
+            .pop()
+            .unwrap_or_default();
             let more = rows.len() >= per_index;
             if rows.is_empty() {
                 break;

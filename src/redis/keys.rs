@@ -28,7 +28,7 @@
 //! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
 //! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at`; expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
-//! | `{ns}:idx:status:<S>` | ZSET | listing index: ids of tasks in status S; score = created_at ms (ties by id); moved by every transition, final ones trimmed by the reaper once their record expired |
+//! | `{ns}:idx:status:<S>` | ZSET | listing index: ids of tasks in status S (every status but STARTED: listing reads the leases ZSET for it); score = created_at ms (ties by id); moved by every transition, final ones trimmed by the reaper once their record expired |
 //! | `{ns}:idx:queue:<q>` | ZSET | listing index: ids of tasks created in queue q; score = created_at ms |
 //! | `{ns}:idx:name:<n>` | ZSET | listing index: ids of tasks named n; score = created_at ms |
 //! | `{ns}:idx:worker:<w>` | ZSET | listing index: ids of tasks claimed by worker w (the latest attempt's worker wins on read); score = created_at ms |

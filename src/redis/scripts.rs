@@ -619,8 +619,10 @@ pub async fn resume(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> 
 /// Runs `list_page.lua`: per index in `indexes`, up to `per_index` entries
 /// `(id, score)` newest first, strictly after `cursor` (score, id), with scores
 /// between `low` and `high` (Redis score bounds: `(ms`, `ms`, `-inf`, `+inf`).
+/// The leases ZSET given as an index stands for the STARTED tasks.
 pub async fn list_page(
     conn: &mut impl ConnectionLike,
+    keys: &Keys,
     indexes: &[String],
     cursor: Option<(i64, &str)>,
     high: &str,
@@ -632,7 +634,13 @@ pub async fn list_page(
         inv.key(key);
     }
     let (score, id) = cursor.unwrap_or((0, ""));
-    inv.arg(score).arg(id).arg(high).arg(low).arg(per_index);
+    inv.arg(score)
+        .arg(id)
+        .arg(high)
+        .arg(low)
+        .arg(per_index)
+        .arg(keys.task_prefix())
+        .arg(keys.leases());
     Ok(inv.invoke_async(conn).await?)
 }
 
