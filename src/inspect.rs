@@ -6,6 +6,7 @@
 //! - `reserved`: tasks claimed but not started: always none, since a worker
 //!   claims only for free slots and starts what it claims.
 //! - `workers`, `queues`, `registered` (task names registered by workers).
+//! - `celeriac-api tasks`: [`list_tasks`], newest first, filtered as `GET /tasks` is.
 
 use std::time::Duration;
 
@@ -41,6 +42,52 @@ pub enum InspectError {
     /// Redis answered with an error or refused the connection.
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+/// Lists at most `limit` tasks matching `filter`, newest first (one page of
+/// `GET /tasks?expand`), as a table or as JSON, giving up after `timeout`.
+pub async fn list_tasks(
+    queue: &Queue,
+    filter: &crate::queue::TaskFilter,
+    limit: usize,
+    json: bool,
+    timeout: Duration,
+) -> Result<String, InspectError> {
+    let read = async {
+        let page = queue.list_tasks(filter, limit, None).await?;
+        let views: Vec<crate::api::models::TaskView> = queue
+            .get_many(&page.ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(Into::into)
+            .collect();
+        Ok::<_, QueueError>(views)
+    };
+    let views = tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| InspectError::TimedOut(timeout))??;
+    if json {
+        return Ok(views.to_json_string());
+    }
+    Ok(table(
+        &["TASK ID", "NAME", "QUEUE", "STATUS", "WORKER", "CREATED"],
+        views
+            .iter()
+            .map(|t| {
+                let v = t.to_json().unwrap_or_default();
+                let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+                vec![
+                    s("task_id"),
+                    s("name"),
+                    s("queue"),
+                    s("status"),
+                    s("worker"),
+                    s("created_at"),
+                ]
+            })
+            .collect(),
+    ))
 }
 
 /// Reads `what` and renders it (a table, or JSON with `json`), giving up after `timeout`.

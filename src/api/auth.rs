@@ -340,7 +340,7 @@ impl Auth {
 /// | `/healthz`, `/readyz`, `/docs…`, `/openapi.json` (GET) | open |
 /// | `/metrics` (GET) | open, or `read` with `metrics_require_auth` |
 /// | any other GET or HEAD | `read` |
-/// | `POST /tasks`, `POST /workflows`, `POST /tasks/{id}/{cancel,retry,pause,resume}` | `write` |
+/// | `POST /tasks`, `POST /tasks/batch`, `POST /workflows`, `POST /tasks/{id}/{cancel,retry,pause,resume}` | `write` |
 /// | anything else (DELETE, queue pause/resume/purge, dead letter, schedules, …) | `admin` |
 pub fn required_scope(method: &Method, path: &str, metrics_require_auth: bool) -> Option<Scope> {
     if *method == Method::GET || *method == Method::HEAD {
@@ -363,7 +363,7 @@ pub fn required_scope(method: &Method, path: &str, metrics_require_auth: bool) -
 /// odd spelling of a path can only ask for more, never less.
 fn is_write_path(path: &str) -> bool {
     match path {
-        "/tasks" | "/workflows" => true,
+        "/tasks" | "/tasks/batch" | "/workflows" => true,
         p => {
             let mut parts = p.strip_prefix("/tasks/").unwrap_or("").split('/');
             let (Some(id), Some(action), None) = (parts.next(), parts.next(), parts.next()) else {

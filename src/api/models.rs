@@ -92,6 +92,8 @@ pub enum Status {
     Failure,
     /// Cancelled or expired.
     Revoked,
+    /// Taken out of its queue until resumed.
+    Paused,
 }
 
 impl From<TaskStatus> for Status {
@@ -103,6 +105,7 @@ impl From<TaskStatus> for Status {
             TaskStatus::Success => Self::Success,
             TaskStatus::Failure => Self::Failure,
             TaskStatus::Revoked => Self::Revoked,
+            TaskStatus::Paused => Self::Paused,
         }
     }
 }

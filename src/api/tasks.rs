@@ -1,9 +1,10 @@
-//! Task operations: enqueue, read (with long-poll), cancel, retry, forget.
+//! Task operations: enqueue (one or a batch), list, read (with long-poll),
+//! cancel, pause, resume, retry, forget.
 
 use std::{future::Future, time::Duration};
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, OpenApi, param::Path, param::Query, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, Union, param::Path, param::Query, payload::Json};
 use rand::Rng;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -16,9 +17,82 @@ use super::{
 };
 use crate::{
     error::QueueError,
-    model::{NewTask, TaskOptions},
-    queue::Cancel,
+    model::{NewTask, TaskOptions, TaskStatus},
+    queue::{Cancel, Cursor, TaskFilter},
 };
+
+/// Default and largest page of `GET /tasks`.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 500;
+
+/// Most tasks in one `POST /tasks/batch` (`CELERIAC_BATCH_MAX`, default 1000).
+fn batch_max() -> usize {
+    static MAX: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        std::env::var("CELERIAC_BATCH_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(1000)
+    });
+    *MAX
+}
+
+/// `POST /tasks/batch` body.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The tasks, each a `POST /tasks` body (without `idempotency_key`).
+    pub tasks: Vec<NewTaskRequest>,
+}
+
+/// `POST /tasks/batch` answer.
+#[derive(Debug, Object)]
+pub struct BatchCreated {
+    /// The tasks' ids, in the order given.
+    pub task_ids: Vec<String>,
+}
+
+/// An item of a task list: the id, or with `expand` the whole task.
+#[derive(Debug, Union)]
+pub enum TaskItem {
+    /// The task's id.
+    Id(String),
+    /// The task as `GET /tasks/{task_id}` shows it.
+    Task(Box<TaskView>),
+}
+
+/// `GET /tasks` answer.
+#[derive(Debug, Object)]
+pub struct TaskList {
+    /// Tasks, newest first.
+    pub tasks: Vec<TaskItem>,
+    /// Give it as `cursor` for the next page; null when there is nothing more.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /tasks/batch` answers.
+#[derive(ApiResponse)]
+pub enum BatchResponse {
+    /// Accepted: every task is queued (or delayed until its ETA).
+    #[oai(status = 202)]
+    Accepted(Json<BatchCreated>),
+}
+
+/// `GET /tasks` answers.
+#[derive(ApiResponse)]
+pub enum ListResponse {
+    /// One page.
+    #[oai(status = 200)]
+    Ok(Json<TaskList>),
+}
+
+/// `POST /tasks/{task_id}/pause` and `/resume` answers.
+#[derive(ApiResponse)]
+pub enum PauseResponse {
+    /// The task after the change.
+    #[oai(status = 200)]
+    Ok(Json<TaskView>),
+}
 
 /// Longest `?wait=` accepted, in seconds.
 const MAX_WAIT_SECS: f64 = 60.0;
@@ -130,6 +204,184 @@ impl TasksApi {
         }
     }
 
+    /// Enqueue many tasks at once, all or nothing.
+    ///
+    /// Body `{"tasks": [<POST /tasks body>, ...]}` (at most `CELERIAC_BATCH_MAX`,
+    /// default 1000). An invalid member answers 422 naming its index, and nothing
+    /// is enqueued. One script call per request.
+    ///
+    /// Scope: `write`.
+    #[oai(path = "/tasks/batch", method = "post")]
+    async fn create_batch(&self, _auth: BearerAuth, body: Json<BatchRequest>) -> Result<BatchResponse, ApiError> {
+        let max = batch_max();
+        if body.0.tasks.len() > max {
+            return Err(ApiError::unprocessable(
+                "batch_too_large",
+                format!("a batch holds at most {max} tasks, got {}", body.0.tasks.len()),
+            ));
+        }
+        let mut tasks = Vec::with_capacity(body.0.tasks.len());
+        for (i, req) in body.0.tasks.into_iter().enumerate() {
+            if req.idempotency_key.is_some() {
+                return Err(ApiError::unprocessable(
+                    "invalid_batch",
+                    format!("tasks[{i}]: idempotency_key is not taken in a batch"),
+                ));
+            }
+            let task = new_task(&self.state, req, Placement::Alone).map_err(|e| at_index(e, i))?;
+            tasks.push(task);
+        }
+        let state = &self.state;
+        match state
+            .queue
+            .enqueue_batch(&tasks, |n| state.require_registered(n))
+            .await?
+        {
+            Ok(ids) => Ok(BatchResponse::Accepted(Json(BatchCreated {
+                task_ids: ids.iter().map(ToString::to_string).collect(),
+            }))),
+            Err(refused) => Err(at_index(state.unknown_task(&refused.name).await, refused.index)),
+        }
+    }
+
+    /// List tasks, newest first, filtered and paged.
+    ///
+    /// Filters combine: `status` (one or a comma-separated list, any case),
+    /// `queue`, `name`, `worker` (of the latest attempt), `schedule` (that fired
+    /// the task), `created_after` / `created_before` (RFC 3339). Pages hold at
+    /// most `limit` tasks (default 100, at most 500); give `next_cursor` back as
+    /// `cursor` for the next one. Walking the pages returns every matching task
+    /// once, even while new tasks arrive. A page may hold fewer than `limit`
+    /// tasks with a `next_cursor` when the filter is sparse: keep going until it
+    /// is null. With `expand` (also a bare `?expand`) each item is the task as
+    /// `GET /tasks/{task_id}` shows it, else its id.
+    ///
+    /// Scope: `read`.
+    #[oai(path = "/tasks", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        _auth: BearerAuth,
+        /// Statuses, comma-separated (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, PAUSED).
+        status: Query<Option<String>>,
+        /// Queue name.
+        queue: Query<Option<String>>,
+        /// Task name.
+        name: Query<Option<String>>,
+        /// Worker name (of the task's latest attempt).
+        worker: Query<Option<String>>,
+        /// Schedule name.
+        schedule: Query<Option<String>>,
+        /// Created strictly after (RFC 3339).
+        created_after: Query<Option<DateTime<Utc>>>,
+        /// Created strictly before (RFC 3339).
+        created_before: Query<Option<DateTime<Utc>>>,
+        /// Page size (default 100, at most 500).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Give whole tasks instead of ids (`?expand`, `?expand=true`).
+        expand: Query<Option<String>>,
+    ) -> Result<ListResponse, ApiError> {
+        let mut statuses = Vec::new();
+        for s in status
+            .0
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match TaskStatus::parse(&s.to_ascii_uppercase()) {
+                Some(st) if !statuses.contains(&st) => statuses.push(st),
+                Some(_) => {}
+                None => return Err(ApiError::bad_request("invalid_status", format!("unknown status {s:?}"))),
+            }
+        }
+        let cursor = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                Cursor::decode(c)
+                    .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave"))?,
+            ),
+        };
+        let expand = expand.0.is_some_and(|v| !matches!(v.as_str(), "false" | "0"));
+        let filter = TaskFilter {
+            statuses,
+            queue: queue.0,
+            name: name.0,
+            worker: worker.0,
+            schedule: schedule.0,
+            created_after_ms: created_after.0.map(|t| t.timestamp_millis()),
+            created_before_ms: created_before.0.map(|t| t.timestamp_millis()),
+        };
+        let limit = limit.0.map_or(DEFAULT_LIMIT, |l| l as usize).min(MAX_LIMIT);
+        let page = self.state.queue.list_tasks(&filter, limit, cursor).await?;
+        let tasks = if expand {
+            // A record may expire between the listing and this read: it is left out.
+            self.state
+                .queue
+                .get_many(&page.ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|r| TaskItem::Task(Box::new(r.into())))
+                .collect()
+        } else {
+            page.ids.into_iter().map(TaskItem::Id).collect()
+        };
+        Ok(ListResponse::Ok(Json(TaskList {
+            tasks,
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+        })))
+    }
+
+    /// Pause a waiting task: a PENDING (queued or delayed) or RETRY task leaves
+    /// its queue and becomes PAUSED; no worker claims it until it is resumed.
+    /// A running task answers 409 (cancel it instead).
+    ///
+    /// Scope: `write`.
+    #[oai(path = "/tasks/:task_id/pause", method = "post")]
+    async fn pause(
+        &self,
+        _auth: BearerAuth,
+        /// Task id.
+        task_id: Path<String>,
+    ) -> Result<PauseResponse, ApiError> {
+        let id = parse_id(&task_id.0)?;
+        let paused = self
+            .state
+            .queue
+            .pause_task(&id)
+            .await
+            .map_err(|e| control_error(e, &task_id.0))?;
+        if !paused {
+            return Err(ApiError::conflict(
+                "the task is running and cannot be paused: cancel it instead (POST /tasks/{task_id}/cancel)",
+            ));
+        }
+        Ok(PauseResponse::Ok(self.view(&id, &task_id.0).await?))
+    }
+
+    /// Resume a PAUSED task: it goes back to its queue (or waits for its ETA)
+    /// with its priority and is PENDING again. Any other status answers 409.
+    ///
+    /// Scope: `write`.
+    #[oai(path = "/tasks/:task_id/resume", method = "post")]
+    async fn resume(
+        &self,
+        _auth: BearerAuth,
+        /// Task id.
+        task_id: Path<String>,
+    ) -> Result<PauseResponse, ApiError> {
+        let id = parse_id(&task_id.0)?;
+        self.state.queue.resume_task(&id).await.map_err(|e| match e {
+            QueueError::Conflict => ApiError::conflict("the task is not paused"),
+            e => control_error(e, &task_id.0),
+        })?;
+        Ok(PauseResponse::Ok(self.view(&id, &task_id.0).await?))
+    }
+
     /// Read a task: status, result, traceback, children, progress and timings.
     ///
     /// With `wait`, the request is held until the task reaches a final state
@@ -236,6 +488,17 @@ impl TasksApi {
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::task_not_found(raw))
+}
+
+/// Prefixes a batch member's error message with its index.
+fn at_index(e: ApiError, i: usize) -> ApiError {
+    match e {
+        ApiError::Unprocessable(mut b) => {
+            b.0.error.message = format!("tasks[{i}]: {}", b.0.error.message);
+            ApiError::Unprocessable(b)
+        }
+        e => e,
+    }
 }
 
 fn control_error(e: QueueError, raw: &str) -> ApiError {

@@ -45,6 +45,26 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// List tasks, newest first (read from Redis, as `GET /tasks?expand`).
+    Tasks {
+        /// Statuses, comma-separated (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, PAUSED).
+        #[arg(long)]
+        status: Option<String>,
+        /// Queue name.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Task name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Most tasks shown (at most 500).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON (the API's task objects) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -112,6 +132,36 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Inspect { what, json, common }) = cli.command {
         std::process::exit(inspect(what, json, &common).await);
     }
+    if let Some(Command::Tasks {
+        status,
+        queue,
+        name,
+        limit,
+        json,
+        common,
+    }) = cli.command
+    {
+        let mut filter = celeriac::queue::TaskFilter {
+            queue,
+            name,
+            ..Default::default()
+        };
+        for s in status
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match celeriac::model::TaskStatus::parse(&s.to_ascii_uppercase()) {
+                Some(st) => filter.statuses.push(st),
+                None => {
+                    eprintln!("error: unknown status {s:?}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        std::process::exit(tasks(&filter, limit.clamp(1, 500), json, &common).await);
+    }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");
     let (redis, warning) = args.common.redis()?;
@@ -148,6 +198,29 @@ async fn main() -> anyhow::Result<()> {
     api::serve(cfg, acceptor, shutdown::token_on_signal().cancelled_owned()).await?;
     tracing::info!("celeriac-api stopped");
     Ok(())
+}
+
+/// Runs `tasks`; prints the answer, or a one-line error. Returns the exit code.
+async fn tasks(filter: &celeriac::queue::TaskFilter, limit: usize, json: bool, common: &CommonArgs) -> i32 {
+    let run = async {
+        let (redis, _) = common.redis()?;
+        redis.validate()?;
+        let url = celeriac::config::redact_url(&redis.url);
+        let queue = celeriac::Queue::connect(&redis, common.engine())?;
+        celeriac::inspect::list_tasks(&queue, filter, limit, json, Duration::from_secs(3))
+            .await
+            .with_context(|| format!("cannot reach redis at {url}"))
+    };
+    match run.await {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
 }
 
 /// Runs `inspect`; prints the answer, or a one-line error. Returns the exit code.

@@ -15,14 +15,14 @@ pub struct QueueStats {
     pub oldest_ready_age_s: f64,
     /// ONLINE workers consuming this queue.
     pub workers: u64,
-    /// Tasks held PAUSED. TODO(lua): filled when task pause lands.
+    /// Tasks held PAUSED.
     pub paused: u64,
-    /// Tasks dead-lettered from this queue. TODO(lua): filled with the dead-letter index.
+    /// Tasks dead-lettered from this queue.
     pub dead: u64,
-    /// Whether claims from this queue are paused. TODO(lua): filled when queue pause lands.
+    /// Whether claims from this queue are paused.
     pub is_paused: bool,
-    /// Tasks enqueued during the last minute. TODO(lua): per-minute counters.
+    /// Tasks enqueued during the last minute (created in it, from the queue's listing index).
     pub enqueued_last_min: u64,
-    /// Tasks finished during the last minute. TODO(lua): per-minute counters.
+    /// Tasks that reached a final state during the last minute (from per-minute buckets).
     pub completed_last_min: u64,
 }

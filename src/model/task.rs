@@ -24,6 +24,8 @@ pub enum TaskStatus {
     Failure,
     /// Cancelled or expired before finishing.
     Revoked,
+    /// Taken out of its queue by an operator until it is resumed.
+    Paused,
 }
 
 impl TaskStatus {
@@ -36,6 +38,7 @@ impl TaskStatus {
             Self::Success => "SUCCESS",
             Self::Failure => "FAILURE",
             Self::Revoked => "REVOKED",
+            Self::Paused => "PAUSED",
         }
     }
 
@@ -48,6 +51,7 @@ impl TaskStatus {
             "SUCCESS" => Self::Success,
             "FAILURE" => Self::Failure,
             "REVOKED" => Self::Revoked,
+            "PAUSED" => Self::Paused,
             _ => return None,
         })
     }

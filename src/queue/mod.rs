@@ -11,10 +11,14 @@
 //! | `workers.rs` | worker registrations, registered task names |
 //! | `task_types.rs` | task names known from live registrations, their schemas; forgetting them |
 //! | `stats.rs` | queue counts |
+//! | `control.rs` | queue pause, resume and purge; the dead letter |
+//! | `listing.rs` | listing tasks from the indexes, task pause/resume, batch enqueue |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
 mod callbacks;
+mod control;
 mod lease;
+mod listing;
 mod overview;
 mod stats;
 mod task_types;
@@ -25,6 +29,7 @@ mod workflows;
 use uuid::Uuid;
 
 pub use lease::{Claim, Failure};
+pub use listing::{ALL_STATUSES, BatchRefused, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;
 pub use tasks::{Cancel, Enqueue};
 

@@ -90,6 +90,18 @@ impl Queue {
                 .arg(0)
                 .arg(0)
                 .arg("WITHSCORES");
+            // PAUSED tasks of the queue: the (small) PAUSED index is walked.
+            pipe.cmd("ZINTERCARD")
+                .arg(2)
+                .arg(k.status_index("PAUSED"))
+                .arg(k.queue_index(q))
+                .hget(k.dead_letter_counts(), q)
+                .sismember(k.paused_queues(), q)
+                .zcount(k.queue_index(q), format!("({}", now - 60_000), "+inf")
+                .cmd("HMGET")
+                .arg(k.finished_per_minute(q))
+                .arg(now / 60_000)
+                .arg(now / 60_000 - 1);
         }
         let mut replies = if pipe.is_empty() {
             Vec::new().into_iter()
@@ -129,6 +141,19 @@ impl Queue {
                 (next(&mut replies)?, next(&mut replies)?, next(&mut replies)?);
             let head: Vec<String> = next(&mut replies)?;
             let first_delayed: Vec<(String, f64)> = next(&mut replies)?;
+            let paused: u64 = next(&mut replies)?;
+            let dead: Option<i64> = next(&mut replies)?;
+            let is_paused: bool = next(&mut replies)?;
+            let enqueued_last_min: u64 = next(&mut replies)?;
+            let finished: Vec<Option<u64>> = next(&mut replies)?;
+            // The last 60 s from minute buckets: this minute, and the part of
+            // the previous one that is still inside the window.
+            let into_minute = (now % 60_000) as f64 / 60_000.0;
+            let (this, prev) = (
+                finished.first().copied().flatten().unwrap_or(0),
+                finished.get(1).copied().flatten().unwrap_or(0),
+            );
+            let completed_last_min = this + (prev as f64 * (1.0 - into_minute)).round() as u64;
             // A due delayed task has waited since its due time.
             let due_since = first_delayed
                 .first()
@@ -140,7 +165,11 @@ impl Queue {
                 queue: q,
                 ready: queued + due,
                 delayed: delayed.saturating_sub(due),
-                // TODO(lua): paused, dead, is_paused, enqueued_last_min, completed_last_min
+                paused,
+                dead: dead.unwrap_or(0).max(0) as u64,
+                is_paused,
+                enqueued_last_min,
+                completed_last_min,
                 ..QueueStats::default()
             });
         }

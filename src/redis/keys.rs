@@ -16,7 +16,9 @@
 //! | `{ns}:leases` | ZSET | claimed task id → lease deadline ms; the reaper returns expired ones to their queue |
 //! | `{ns}:seq` | STRING | FIFO counter |
 //! | `{ns}:events` | STREAM | every transition (`event task_id queue status ts`) and worker change (`event worker hostname queue status ts`), capped with MAXLEN ~ |
-//! | `{ns}:dead` | LIST | tasks given up after too many lost deliveries |
+//! | `{ns}:dead:v2` | ZSET | tasks given up after too many lost deliveries; score = when (ms); capped like the events stream (v1, `{ns}:dead`, was a LIST) |
+//! | `{ns}:dead:v2:counts` | HASH | queue → tasks of the queue in `{ns}:dead:v2` |
+//! | `{ns}:paused_queues` | SET | names of queues no worker claims from (claim.lua checks it) |
 //! | `{ns}:queues` | SET | queue names ever used |
 //! | `{ns}:task_names` | SET | task names registered by workers |
 //! | `{ns}:task_defaults` | HASH | task name → default options JSON published at registration |
@@ -27,6 +29,12 @@
 //! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
 //! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at tasks commands` (`tasks`: JSON array of the names it runs; `commands`: the `command` task's published commands, JSON); expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
+//! | `{ns}:idx:status:<S>` | ZSET | listing index: ids of tasks in status S (every status but STARTED: listing reads the leases ZSET for it); score = created_at ms (ties by id); moved by every transition, final ones trimmed by the reaper once their record expired |
+//! | `{ns}:idx:queue:<q>` | ZSET | listing index: ids of tasks created in queue q; score = created_at ms |
+//! | `{ns}:idx:name:<n>` | ZSET | listing index: ids of tasks named n; score = created_at ms |
+//! | `{ns}:idx:worker:<w>` | ZSET | listing index: ids of tasks claimed by worker w (the latest attempt's worker wins on read); score = created_at ms |
+//! | `{ns}:idx:schedule:<s>` | ZSET | listing index: ids of tasks fired by schedule s; score = created_at ms |
+//! | `{ns}:idx:done:<q>` | HASH | minute (ms / 60000) → tasks of queue q that reached a final state in it; the last 16 minutes, expires 16 min after the latest |
 //! | `{ns}:done:<id>` | channel | PUBLISHed when a task or workflow reaches a final state (long-polling clients) |
 //! | `{ns}:cancel` | channel | task ids whose cancellation was requested while running (workers) |
 
@@ -100,9 +108,25 @@ impl Keys {
         format!("{}:events", self.tag)
     }
 
-    /// LIST: ids of tasks given up after too many lost deliveries.
+    /// ZSET: ids of tasks given up after too many lost deliveries; score = when (ms).
+    /// Versioned: `{ns}:dead` was a LIST.
     pub fn dead_letter(&self) -> String {
-        format!("{}:dead", self.tag)
+        format!("{}:dead:v2", self.tag)
+    }
+
+    /// HASH: queue → how many of its tasks are in [`Keys::dead_letter`].
+    pub fn dead_letter_counts(&self) -> String {
+        format!("{}:dead:v2:counts", self.tag)
+    }
+
+    /// SET: names of paused queues (no worker claims from them).
+    pub fn paused_queues(&self) -> String {
+        format!("{}:paused_queues", self.tag)
+    }
+
+    /// HASH: minute (ms / 60000) → tasks of `queue` that reached a final state in it.
+    pub fn finished_per_minute(&self, queue: &str) -> String {
+        format!("{}:idx:done:{queue}", self.tag)
     }
 
     /// SET: names of queues that ever received a task.
@@ -163,6 +187,37 @@ impl Keys {
     /// Prefix of [`Keys::idempotency`].
     pub fn idempotency_prefix(&self) -> String {
         format!("{}:idem:", self.tag)
+    }
+
+    /// Prefix of every listing index (`{ns}:idx:`); scripts append `status:<S>`,
+    /// `queue:<q>`, `name:<n>`, `worker:<w>` or `schedule:<s>`.
+    pub fn index_prefix(&self) -> String {
+        format!("{}:idx:", self.tag)
+    }
+
+    /// ZSET: ids of tasks in `status` (upper case); score = created_at ms.
+    pub fn status_index(&self, status: &str) -> String {
+        format!("{}:idx:status:{status}", self.tag)
+    }
+
+    /// ZSET: ids of tasks created in `queue`; score = created_at ms.
+    pub fn queue_index(&self, queue: &str) -> String {
+        format!("{}:idx:queue:{queue}", self.tag)
+    }
+
+    /// ZSET: ids of tasks named `name`; score = created_at ms.
+    pub fn name_index(&self, name: &str) -> String {
+        format!("{}:idx:name:{name}", self.tag)
+    }
+
+    /// ZSET: ids of tasks claimed by `worker`; score = created_at ms.
+    pub fn worker_index(&self, worker: &str) -> String {
+        format!("{}:idx:worker:{worker}", self.tag)
+    }
+
+    /// ZSET: ids of tasks fired by `schedule`; score = created_at ms.
+    pub fn schedule_index(&self, schedule: &str) -> String {
+        format!("{}:idx:schedule:{schedule}", self.tag)
     }
 
     /// Pub/sub channel telling workers that a running task was cancelled (payload: task id).
@@ -230,7 +285,9 @@ mod tests {
         assert_eq!(k.leases(), "{celeriac}:leases");
         assert_eq!(k.seq(), "{celeriac}:seq");
         assert_eq!(k.events(), "{celeriac}:events");
-        assert_eq!(k.dead_letter(), "{celeriac}:dead");
+        assert_eq!(k.dead_letter(), "{celeriac}:dead:v2");
+        assert_eq!(k.dead_letter_counts(), "{celeriac}:dead:v2:counts");
+        assert_eq!(k.paused_queues(), "{celeriac}:paused_queues");
         assert_eq!(k.queues(), "{celeriac}:queues");
         assert_eq!(k.task_names(), "{celeriac}:task_names");
         assert_eq!(k.workers(), "{celeriac}:workers");
@@ -246,6 +303,20 @@ mod tests {
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
         assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
+    }
+
+    #[test]
+    fn listing_index_keys_carry_the_namespace_hash_tag() {
+        let k = Keys::new("celeriac");
+        assert_eq!(k.index_prefix(), "{celeriac}:idx:");
+        assert_eq!(k.status_index("SUCCESS"), "{celeriac}:idx:status:SUCCESS");
+        assert_eq!(k.queue_index("default"), "{celeriac}:idx:queue:default");
+        assert_eq!(k.name_index("noop"), "{celeriac}:idx:name:noop");
+        assert_eq!(k.worker_index("w1"), "{celeriac}:idx:worker:w1");
+        assert_eq!(k.schedule_index("nightly"), "{celeriac}:idx:schedule:nightly");
+        assert_eq!(k.index_prefix() + "status:PAUSED", k.status_index("PAUSED"));
+        assert_eq!(k.finished_per_minute("q"), "{celeriac}:idx:done:q");
+        assert_eq!(k.index_prefix() + "done:q", k.finished_per_minute("q"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ static INCLUDES: &[(&str, &str)] = &[
     ("includes/status", include_str!("lua/includes/status.lua")),
     ("includes/emit", include_str!("lua/includes/emit.lua")),
     ("includes/ready", include_str!("lua/includes/ready.lua")),
+    ("includes/index", include_str!("lua/includes/index.lua")),
     ("includes/create_task", include_str!("lua/includes/create_task.lua")),
     (
         "includes/workflow_advance",
@@ -92,6 +93,12 @@ static SOURCES: &[(&str, &str)] = &[
     ("progress", include_str!("lua/progress.lua")),
     ("workflow", include_str!("lua/workflow.lua")),
     ("callback_status", include_str!("lua/callback_status.lua")),
+    ("enqueue_batch", include_str!("lua/enqueue_batch.lua")),
+    ("pause", include_str!("lua/pause.lua")),
+    ("resume", include_str!("lua/resume.lua")),
+    ("list_page", include_str!("lua/list_page.lua")),
+    ("trim_indexes", include_str!("lua/trim_indexes.lua")),
+    ("purge", include_str!("lua/purge.lua")),
 ];
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
@@ -107,6 +114,12 @@ static FORGET: LazyLock<Script> = script!("forget.lua");
 static PROGRESS: LazyLock<Script> = script!("progress.lua");
 static WORKFLOW: LazyLock<Script> = script!("workflow.lua");
 static CALLBACK_STATUS: LazyLock<Script> = script!("callback_status.lua");
+static ENQUEUE_BATCH: LazyLock<Script> = script!("enqueue_batch.lua");
+static PAUSE: LazyLock<Script> = script!("pause.lua");
+static RESUME: LazyLock<Script> = script!("resume.lua");
+static LIST_PAGE: LazyLock<Script> = script!("list_page.lua");
+static TRIM_INDEXES: LazyLock<Script> = script!("trim_indexes.lua");
+static PURGE: LazyLock<Script> = script!("purge.lua");
 
 /// Most delayed tasks one claim promotes per queue (keeps each script call short).
 const PROMOTE_LIMIT: usize = 1000;
@@ -127,8 +140,8 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Appends what `includes/finalize` needs, in the order every finalizing
     /// script reads it: result TTL, then the done channel, idempotency, task,
-    /// workflow, queue and wake key prefixes (a workflow's members are learned
-    /// inside Redis).
+    /// workflow, queue, wake and listing index key prefixes (a workflow's
+    /// members are learned inside Redis).
     fn finalize_args(&self, inv: &mut ScriptInvocation<'_>) {
         let k = self.keys;
         inv.arg(self.result_ttl_ms)
@@ -137,7 +150,8 @@ impl Ctx<'_> {
             .arg(k.task_prefix())
             .arg(k.workflow_prefix())
             .arg(k.queue_prefix())
-            .arg(k.wake_prefix());
+            .arg(k.wake_prefix())
+            .arg(k.index_prefix());
     }
 }
 
@@ -222,7 +236,8 @@ pub async fn enqueue(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &EnqueueA
         .arg(k.task_prefix())
         .arg(&t.options_json)
         .arg(u32::from(t.priority))
-        .arg(t.expires_at_ms);
+        .arg(t.expires_at_ms)
+        .arg(k.index_prefix());
     for (field, value) in &t.fields {
         inv.arg(*field).arg(value);
     }
@@ -255,7 +270,11 @@ pub async fn claim(
 ) -> Result<(i64, Vec<ClaimedRow>)> {
     let k = ctx.keys;
     let mut inv = CLAIM.prepare_invoke();
-    inv.key(k.leases()).key(k.rate_limits()).key(k.seq()).key(k.events());
+    inv.key(k.leases())
+        .key(k.rate_limits())
+        .key(k.seq())
+        .key(k.events())
+        .key(k.paused_queues());
     for q in queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
@@ -268,6 +287,9 @@ pub async fn claim(
         .arg(k.rate_log_prefix())
         .arg(ctx.events_maxlen);
     ctx.finalize_args(&mut inv);
+    for q in queues {
+        inv.arg(q);
+    }
     Ok(inv.invoke_async(conn).await?)
 }
 
@@ -388,6 +410,7 @@ pub async fn reap(
         .key(k.dead_letter())
         .key(k.events())
         .key(k.seq())
+        .key(k.dead_letter_counts())
         .arg(ctx.now_ms)
         .arg(limit)
         .arg(max_lost_deliveries)
@@ -421,13 +444,15 @@ pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -
         .key(k.dead_letter())
         .key(k.events())
         .key(k.seq())
+        .key(k.dead_letter_counts())
         .arg(id)
         .arg(ctx.now_ms)
         .arg(ctx.events_maxlen)
         .arg(k.workflow_prefix())
         .arg(k.idempotency_prefix())
         .arg(k.queue_prefix())
-        .arg(k.wake_prefix());
+        .arg(k.wake_prefix())
+        .arg(k.index_prefix());
     code(inv.invoke_async(conn).await?).map(drop)
 }
 
@@ -489,7 +514,8 @@ pub async fn workflow(
         .arg(header)
         .arg(flag(has_callback))
         .arg(ctx.now_ms)
-        .arg(ctx.events_maxlen);
+        .arg(ctx.events_maxlen)
+        .arg(k.index_prefix());
     for t in tasks {
         inv.arg(t.id)
             .arg(t.name)
@@ -512,6 +538,153 @@ pub async fn callback_status(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: 
     let mut inv = CALLBACK_STATUS.prepare_invoke();
     inv.key(ctx.keys.task(id)).arg(state_json);
     code(inv.invoke_async(conn).await?).map(drop)
+}
+
+/// Runs `enqueue_batch.lua`: `tasks` with their due times (ms, 0: now), all
+/// or nothing. An unknown name is reported with its index in `tasks`.
+pub async fn enqueue_batch(
+    conn: &mut impl ConnectionLike,
+    ctx: &Ctx<'_>,
+    tasks: &[(TaskSpec<'_>, i64)],
+) -> Result<std::result::Result<(), (String, usize)>> {
+    let k = ctx.keys;
+    let mut inv = ENQUEUE_BATCH.prepare_invoke();
+    inv.key(k.queues())
+        .key(k.task_names())
+        .key(k.task_defaults())
+        .key(k.seq())
+        .key(k.events());
+    for (t, _) in tasks {
+        inv.key(k.task(t.id))
+            .key(k.queue(t.queue))
+            .key(k.delayed(t.queue))
+            .key(k.wake(t.queue));
+    }
+    inv.arg(ctx.now_ms).arg(ctx.events_maxlen).arg(k.index_prefix());
+    for (t, due_ms) in tasks {
+        inv.arg(t.id)
+            .arg(t.name)
+            .arg(t.queue)
+            .arg(flag(t.require_registered))
+            .arg(&t.options_json)
+            .arg(u32::from(t.priority))
+            .arg(t.expires_at_ms)
+            .arg(*due_ms)
+            .arg(t.fields.len() * 2);
+        for (field, value) in &t.fields {
+            inv.arg(*field).arg(value);
+        }
+    }
+    let (c, name, index): (i64, String, usize) = inv.invoke_async(conn).await?;
+    match c {
+        -5 => Ok(Err((name, index))),
+        c => QueueError::from_script_code(c, &name).map(|_| Ok(())),
+    }
+}
+
+/// What `pause` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paused {
+    /// The task left its queue and is PAUSED.
+    Paused,
+    /// The task is running: nothing changed (cancel it instead).
+    Running,
+}
+
+/// Runs `pause.lua`. `Err(Conflict)` when the task is not waiting.
+pub async fn pause(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<Paused> {
+    let k = ctx.keys;
+    let mut inv = PAUSE.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.events())
+        .arg(id)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen)
+        .arg(k.queue_prefix())
+        .arg(k.delayed_prefix())
+        .arg(k.index_prefix());
+    match code(inv.invoke_async(conn).await?)? {
+        2 => Ok(Paused::Running),
+        _ => Ok(Paused::Paused),
+    }
+}
+
+/// Runs `resume.lua`. `Err(Conflict)` when the task is not PAUSED.
+pub async fn resume(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    let k = ctx.keys;
+    let mut inv = RESUME.prepare_invoke();
+    inv.key(k.task(id))
+        .key(k.events())
+        .key(k.seq())
+        .arg(id)
+        .arg(ctx.now_ms)
+        .arg(ctx.events_maxlen)
+        .arg(k.queue_prefix())
+        .arg(k.delayed_prefix())
+        .arg(k.wake_prefix())
+        .arg(k.index_prefix());
+    code(inv.invoke_async(conn).await?).map(drop)
+}
+
+/// Runs `list_page.lua`: per index in `indexes`, up to `per_index` entries
+/// `(id, score)` newest first, strictly after `cursor` (score, id), with scores
+/// between `low` and `high` (Redis score bounds: `(ms`, `ms`, `-inf`, `+inf`).
+/// The leases ZSET given as an index stands for the STARTED tasks.
+pub async fn list_page(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    indexes: &[String],
+    cursor: Option<(i64, &str)>,
+    high: &str,
+    low: &str,
+    per_index: usize,
+) -> Result<Vec<Vec<(String, f64)>>> {
+    let mut inv = LIST_PAGE.prepare_invoke();
+    for key in indexes {
+        inv.key(key);
+    }
+    let (score, id) = cursor.unwrap_or((0, ""));
+    inv.arg(score)
+        .arg(id)
+        .arg(high)
+        .arg(low)
+        .arg(per_index)
+        .arg(keys.task_prefix())
+        .arg(keys.leases());
+    Ok(inv.invoke_async(conn).await?)
+}
+
+/// Runs `trim_indexes.lua`: removes up to `batch` entries per listing index
+/// whose record expired; returns how many it removed.
+pub async fn trim_indexes(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, batch: usize) -> Result<u64> {
+    let k = ctx.keys;
+    let mut inv = TRIM_INDEXES.prepare_invoke();
+    inv.key(k.queues())
+        .key(k.task_names())
+        .key(k.workers())
+        .key(k.schedules())
+        .arg(ctx.now_ms)
+        .arg(ctx.result_ttl_ms)
+        .arg(batch)
+        .arg(k.task_prefix())
+        .arg(k.index_prefix());
+    Ok(inv.invoke_async(conn).await?)
+}
+
+/// Runs `purge.lua`: revokes up to `limit` of `queue`'s ready, then delayed
+/// tasks; returns how many it took out.
+pub async fn purge(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, queue: &str, limit: usize) -> Result<u64> {
+    let k = ctx.keys;
+    let mut inv = PURGE.prepare_invoke();
+    inv.key(k.queue(queue))
+        .key(k.delayed(queue))
+        .key(k.events())
+        .key(k.seq())
+        .arg(ctx.now_ms)
+        .arg(limit)
+        .arg(ctx.events_maxlen);
+    ctx.finalize_args(&mut inv);
+    Ok(inv.invoke_async(conn).await?)
 }
 
 #[cfg(test)]

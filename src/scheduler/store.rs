@@ -312,6 +312,7 @@ pub async fn fire(conn: &mut impl ConnectionLike, keys: &Keys, events_maxlen: u6
         .arg(&s.task)
         .arg(&s.queue)
         .arg(events_maxlen)
+        .arg(keys.index_prefix())
         .invoke_async(conn)
         .await?;
     match code {

@@ -110,7 +110,7 @@ async fn a_task_lost_too_often_is_failed_and_dead_lettered() {
     let record = q.get(&id).await.unwrap().unwrap();
     assert_eq!(record.status, TaskStatus::Failure);
     assert_eq!(record.result.unwrap()["exc_type"], "WorkerLostError");
-    let dead: Vec<String> = redis.conn().lrange(q.keys().dead_letter(), 0, -1).unwrap();
+    let dead: Vec<String> = redis.conn().zrange(q.keys().dead_letter(), 0, -1).unwrap();
     assert_eq!(dead, vec![id.to_string()]);
     assert!(q.claim(&queues(), 1, "w").await.unwrap().tasks.is_empty());
 }

@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod listing;
 mod ops;
 mod realwork;
 mod redis_topologies;

@@ -1,22 +1,25 @@
 --[[ claim: promote due delayed tasks, then lease up to N ready tasks, skipping
   expired ones (→ REVOKED) and deferring those over their task's rate limit.
   KEYS[1] leases ZSET   KEYS[2] rate_limits HASH (name → "limit window_ms")
-  KEYS[3] seq STRING    KEYS[4] events STREAM
-  then per queue, from KEYS[5]: queue ZSET, delayed ZSET, wake ZSET
+  KEYS[3] seq STRING    KEYS[4] events STREAM   KEYS[5] paused queues SET
+  then per queue, from KEYS[6]: queue ZSET, delayed ZSET, wake ZSET
   ARGV[1] now ms        ARGV[2] max tasks    ARGV[3] lease ms   ARGV[4] worker name
   ARGV[5] lease token base (unique per call) ARGV[6] max promotions per queue
   ARGV[7] rate-limit log key prefix          ARGV[8] events MAXLEN
   ARGV[9] result TTL ms, then key prefixes (tasks are learned here):
   ARGV[10] done channel ARGV[11] idempotency ARGV[12] task ARGV[13] workflow
-  ARGV[14] queue        ARGV[15] wake
+  ARGV[14] queue        ARGV[15] wake   ARGV[16] listing index
+  then the queue names, in the order of their keys, from ARGV[17]
   Returns: { next due ms of a delayed task or -1,
              { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... } } ]]
 local rcall = redis.call
 local leases_key, limits_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local paused_key = KEYS[5]
 local now, want, lease_ms, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local token_base, promote_limit, rate_prefix, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
+local idx_prefix = ARGV[16]
 --- @include "includes/finalize"
 
 local out = {}
@@ -47,73 +50,82 @@ local function admit(id, name, delayed_key, token)
   return false
 end
 
+-- Most deployments pause no queue: look names up only when some are paused.
+local any_paused = rcall('EXISTS', paused_key) == 1
 local heads = {}
-for q = 5, #KEYS, 3 do
+for q = 6, #KEYS, 3 do
   local queue_key, delayed_key, wake_key = KEYS[q], KEYS[q + 1], KEYS[q + 2]
-  -- The delayed set's head says whether anything is due (usually not).
-  local first = rcall('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
-  local due = {}
-  if first[2] and tonumber(first[2]) <= now then
-    due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
-    first = nil
-  end
-  -- Deferred tasks and promotions change the head: look again at the end.
-  heads[q] = first
-  for _, id in ipairs(due) do
-    rcall('ZREM', delayed_key, id)
-    local priority = rcall('HGET', task_prefix .. id, 'priority')
-    if priority then
-      rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', seq_key)), id)
+  -- A paused queue is skipped whole: its resume sets the wake marker.
+  if any_paused and rcall('SISMEMBER', paused_key, ARGV[17 + (q - 6) / 3]) == 1 then
+    heads[q] = {}
+  else
+    -- The delayed set's head says whether anything is due (usually not).
+    local first = rcall('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+    local due = {}
+    if first[2] and tonumber(first[2]) <= now then
+      due = rcall('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, promote_limit)
+      first = nil
     end
-  end
-
-  -- Bounded work per call, even when most popped tasks are deferred.
-  local budget = want * 2 + 50
-  while want > 0 and budget > 0 do
-    -- (at most 1000 at a time: the chunk is unpacked into one ZADD and one ZREM)
-    local asked = math.min(want, budget, 1000)
-    local head = rcall('ZRANGE', queue_key, 0, asked - 1)
-    if #head == 0 then break end
-    local leased = {}
-    for _, id in ipairs(head) do
-      budget = budget - 1
-      local key = task_prefix .. id
-      local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries',
-        'options', 'attempts', 'idempotency_key', 'workflow')
-      local token = token_base .. ':' .. (#out + 1)
-      if not f[1] or FINAL[f[1]] then
-        -- the record expired or the task was revoked: drop it
-      elseif f[4] and tonumber(f[4]) < now then
-        finalize(id, key, 'REVOKED', revoked_result('expired'), f[3], 'expired', f[10], f[11])
-      elseif admit(id, f[2], delayed_key, token) then
-        local attempts = (tonumber(f[9]) or 0) + 1
-        rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
-          'attempts', attempts)
-        emit('started', id, f[3], 'STARTED')
-        leased[#leased + 1] = now + lease_ms
-        leased[#leased + 1] = id
-        out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
-        want = want - 1
+    -- Deferred tasks and promotions change the head: look again at the end.
+    heads[q] = first
+    for _, id in ipairs(due) do
+      rcall('ZREM', delayed_key, id)
+      local priority = rcall('HGET', task_prefix .. id, 'priority')
+      if priority then
+        rcall('ZADD', queue_key, ready_score(priority, rcall('INCR', seq_key)), id)
       end
     end
-    -- Leases, then the queue, once per chunk. Redis does not roll a script back,
-    -- but an error before these lines leaves every task of the chunk in the queue,
-    -- and a STARTED task found there (its claim never reached a worker) is
-    -- claimed again with a new lease.
-    if #leased > 0 then rcall('ZADD', leases_key, unpack(leased)) end
-    rcall('ZREM', queue_key, unpack(head))
-    -- A short head means the queue is empty now.
-    if #head < asked then break end
-  end
-  -- More work is waiting (this call's slots are full, or its budget went on
-  -- tasks over their rate limit): wake another blocked worker.
-  if (want == 0 or budget <= 0) and rcall('ZCARD', queue_key) > 0 then
-    rcall('ZADD', wake_key, 0, 'w')
+
+    -- Bounded work per call, even when most popped tasks are deferred.
+    local budget = want * 2 + 50
+    while want > 0 and budget > 0 do
+      -- (at most 1000 at a time: the chunk is unpacked into one ZADD and one ZREM)
+      local asked = math.min(want, budget, 1000)
+      local head = rcall('ZRANGE', queue_key, 0, asked - 1)
+      if #head == 0 then break end
+      local leased = {}
+      for _, id in ipairs(head) do
+        budget = budget - 1
+        local key = task_prefix .. id
+        local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries',
+          'options', 'attempts', 'idempotency_key', 'workflow', 'created_at')
+        local token = token_base .. ':' .. (#out + 1)
+        if not f[1] or FINAL[f[1]] then
+          -- the record expired or the task was revoked: drop it
+        elseif f[4] and tonumber(f[4]) < now then
+          finalize(id, key, 'REVOKED', revoked_result('expired'), f[3], 'expired', f[10], f[11])
+        elseif admit(id, f[2], delayed_key, token) then
+          local attempts = (tonumber(f[9]) or 0) + 1
+          rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
+            'attempts', attempts)
+          index_status(id, f[1], 'STARTED', f[12])
+          rcall('ZADD', idx_prefix .. 'worker:' .. worker, f[12], id)
+          emit('started', id, f[3], 'STARTED')
+          leased[#leased + 1] = now + lease_ms
+          leased[#leased + 1] = id
+          out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
+          want = want - 1
+        end
+      end
+      -- Leases, then the queue, once per chunk. Redis does not roll a script back,
+      -- but an error before these lines leaves every task of the chunk in the queue,
+      -- and a STARTED task found there (its claim never reached a worker) is
+      -- claimed again with a new lease.
+      if #leased > 0 then rcall('ZADD', leases_key, unpack(leased)) end
+      rcall('ZREM', queue_key, unpack(head))
+      -- A short head means the queue is empty now.
+      if #head < asked then break end
+    end
+    -- More work is waiting (this call's slots are full, or its budget went on
+    -- tasks over their rate limit): wake another blocked worker.
+    if (want == 0 or budget <= 0) and rcall('ZCARD', queue_key) > 0 then
+      rcall('ZADD', wake_key, 0, 'w')
+    end
   end
 end
 
 local next_due = -1
-for q = 5, #KEYS, 3 do
+for q = 6, #KEYS, 3 do
   local first = deferred == 0 and heads[q] or rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
   if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
 end

@@ -4,13 +4,14 @@
   ARGV[1] task id     ARGV[2] lease token   ARGV[3] result JSON     ARGV[4] now ms
   ARGV[5] events MAXLEN   ARGV[6] result TTL ms, then key prefixes (workflow members
   are learned here): ARGV[7] done channel   ARGV[8] idempotency   ARGV[9] task
-  ARGV[10] workflow   ARGV[11] queue   ARGV[12] wake
+  ARGV[10] workflow   ARGV[11] queue   ARGV[12] wake   ARGV[13] listing index
   Returns: 1 ok | -1 no such task | -2 not running | -3 lease lost ]]
 local rcall = redis.call
 local task_key, leases_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, token, result, now, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[10], ARGV[11], ARGV[12]
+local idx_prefix = ARGV[13]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 

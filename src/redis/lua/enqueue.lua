@@ -11,7 +11,8 @@
   ARGV[10] task key prefix (the earlier task of an idempotency key is learned here)
   ARGV[11] options JSON as given    ARGV[12] priority (0-9)
   ARGV[13] expires at ms (0: never)
-  ARGV[14..] the record's other fields as field/value pairs (args, max_retries, ...)
+  ARGV[14] listing index key prefix
+  ARGV[15..] the record's other fields as field/value pairs (args, max_retries, ...)
   Returns: {1, id} ready | {2, id} delayed | {3, id of the earlier task} same
   idempotency key | {-5, name} unknown task name | {-6, ''} task id exists ]]
 local rcall = redis.call
@@ -22,6 +23,7 @@ local id, name, queue = ARGV[1], ARGV[2], ARGV[3]
 local now, due, maxlen = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local require_registered, has_parent, idem = ARGV[7] == '1', ARGV[8] == '1', ARGV[9]
 local task_prefix, opts, priority, expires_at = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
+local idx_prefix = ARGV[14]
 --- @include "includes/codes"
 --- @include "includes/emit"
 --- @include "includes/ready"
@@ -34,7 +36,7 @@ end
 if require_registered and rcall('SISMEMBER', names_key, name) == 0 then return { UNKNOWN_NAME, name } end
 if rcall('EXISTS', task_key) == 1 then return { TASK_EXISTS, '' } end
 
-priority = create_task(task_key, id, name, queue, opts, priority, 14, #ARGV, rcall('HGET', defaults_key, name),
+priority = create_task(task_key, id, name, queue, opts, priority, 15, #ARGV, rcall('HGET', defaults_key, name),
   expires_at)
 if idem ~= '' then rcall('SET', idem_key, id) end
 if has_parent and rcall('EXISTS', parent_key) == 1 then

@@ -7,7 +7,7 @@
   ARGV[4] traceback   ARGV[5] retry at ms, or -1 for a final failure
   ARGV[6] now ms      ARGV[7] events MAXLEN   ARGV[8] result TTL ms, then key prefixes
   (workflow members are learned here): ARGV[9] done channel   ARGV[10] idempotency
-  ARGV[11] task   ARGV[12] workflow   ARGV[13] queue   ARGV[14] wake
+  ARGV[11] task   ARGV[12] workflow   ARGV[13] queue   ARGV[14] wake   ARGV[15] listing index
   Returns: 1 failed | 2 retry scheduled | -1 no such task | -2 not running | -3 lease lost ]]
 local rcall = redis.call
 local task_key, leases_key, delayed_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -16,11 +16,12 @@ local id, token, error_json, traceback = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retry_at, now, maxlen, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local done_prefix, idem_prefix, task_prefix, workflow_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local queue_prefix, wake_prefix = ARGV[13], ARGV[14]
+local idx_prefix = ARGV[15]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 
 local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'attempts', 'errors', 'cancel_requested',
-  'idempotency_key', 'workflow')
+  'idempotency_key', 'workflow', 'created_at')
 local refusal = lease_refusal(f[1], f[2], token)
 if refusal then return refusal end
 local errors = cjson.decode(f[5] or '[]')
@@ -34,6 +35,7 @@ if f[6] then
 end
 if retry_at >= 0 then
   rcall('HSET', task_key, 'status', 'RETRY', 'eta', retry_at)
+  index_status(id, 'STARTED', 'RETRY', f[9])
   rcall('HINCRBY', task_key, 'retries', 1)
   rcall('ZADD', delayed_key, retry_at, id)
   rcall('ZADD', wake_key, 0, 'w')

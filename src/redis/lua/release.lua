@@ -10,7 +10,7 @@
   ARGV[6] delayed key prefix (the task's queue is learned here)
   ARGV[7] now ms      ARGV[8] events MAXLEN ARGV[9] result TTL ms, then key prefixes:
   ARGV[10] done channel   ARGV[11] idempotency   ARGV[12] task   ARGV[13] workflow
-  ARGV[14] queue   ARGV[15] wake
+  ARGV[14] queue   ARGV[15] wake   ARGV[16] listing index
   Returns: 1 released | 2 failed: handed back too often | -1 no such task | -2 not running | -3 lease lost ]]
 local rcall = redis.call
 local task_key, leases_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -18,11 +18,12 @@ local id, token, due, max_handbacks = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonum
 local rate_prefix, delayed_prefix, now, maxlen = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
+local idx_prefix = ARGV[16]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 
 local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'priority', 'cancel_requested', 'name',
-  'idempotency_key', 'workflow')
+  'idempotency_key', 'workflow', 'created_at')
 local refusal = lease_refusal(f[1], f[2], token)
 if refusal then return refusal end
 local queue = f[3]
@@ -41,6 +42,7 @@ if due > now and rcall('HINCRBY', task_key, 'handbacks', 1) > max_handbacks then
   return 2
 end
 rcall('HSET', task_key, 'status', 'PENDING')
+index_status(id, 'STARTED', 'PENDING', f[9])
 rcall('HDEL', task_key, 'lease')
 if due > now then
   rcall('ZADD', delayed_prefix .. queue, due, id)

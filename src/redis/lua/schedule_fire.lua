@@ -17,7 +17,7 @@
   ARGV[3] fencing token   ARGV[4] schedule version   ARGV[5] due ms   ARGV[6] next run ms
   ("": none, the schedule ended)   ARGV[7] now_ms   ARGV[8] task id
   ARGV[9] record fields JSON (strings)   ARGV[10] options JSON   ARGV[11] task name
-  ARGV[12] queue name   ARGV[13] events MAXLEN
+  ARGV[12] queue name   ARGV[13] events MAXLEN   ARGV[14] listing index key prefix
   Returns: {1, runs} fired | {2, 0} skipped (advanced only) | {-1, 0} no such schedule |
   {-3, 0} stale fencing token | {-5, 0} the schedule changed meanwhile |
   {-6, 0} this due time is no longer pending (already fired or skipped) ]]
@@ -28,6 +28,7 @@ local events_key, seq_key = KEYS[9], KEYS[10]
 local name, mode, token, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local due, next_run, now, id = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local rec, opts, task_name, queue, maxlen = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local idx_prefix = ARGV[14]
 local PRIORITY_BAND = 17592186044416
 
 local s = rcall('HMGET', sched_key, 'version', 'next_run_at')
@@ -64,6 +65,10 @@ if tonumber(o.expires) then
 end
 rcall('HSET', task_key, unpack(fields))
 rcall('SADD', queues_key, queue)
+-- Listing indexes, as includes/index writes them (this script is self-contained).
+for _, idx in ipairs({ 'status:PENDING', 'queue:' .. queue, 'name:' .. task_name, 'schedule:' .. name }) do
+  rcall('ZADD', idx_prefix .. idx, now, id)
+end
 rcall('ZADD', queue_key, (9 - priority) * PRIORITY_BAND + rcall('INCR', seq_key), id)
 rcall('ZADD', wake_key, 0, 'w')
 rcall('XADD', events_key, 'MAXLEN', '~', maxlen, '*',

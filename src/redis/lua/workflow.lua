@@ -7,8 +7,8 @@
   then per task (header tasks in order, then the callback), from KEYS[7]:
   task HASH, its queue ZSET, its wake ZSET
   ARGV[1] workflow id   ARGV[2] kind   ARGV[3] header size   ARGV[4] "1": has a callback
-  ARGV[5] now ms        ARGV[6] events MAXLEN
-  then per task, from ARGV[7]: id, name, queue, "1": name must be registered,
+  ARGV[5] now ms        ARGV[6] events MAXLEN   ARGV[7] listing index key prefix
+  then per task, from ARGV[8]: id, name, queue, "1": name must be registered,
   options JSON as given, priority (0-9), expires at ms (0: never), N, then N
   strings: the record's other fields as field/value pairs (args, max_retries, ...)
   Returns: {1, ''} created | {-5, name} unknown task name ]]
@@ -16,7 +16,7 @@ local rcall = redis.call
 local workflow_key, queues_key, names_key, defaults_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seq_key, events_key = KEYS[5], KEYS[6]
 local wid, kind, n, has_callback = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local now, maxlen = tonumber(ARGV[5]), ARGV[6]
+local now, maxlen, idx_prefix = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 --- @include "includes/codes"
 --- @include "includes/emit"
 --- @include "includes/ready"
@@ -24,7 +24,7 @@ local now, maxlen = tonumber(ARGV[5]), ARGV[6]
 
 local total = n + (has_callback and 1 or 0)
 local tasks = {}
-local b = 7
+local b = 8
 for i = 1, total do
   local k = 7 + (i - 1) * 3
   local pairs_n = tonumber(ARGV[b + 7])

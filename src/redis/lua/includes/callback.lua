@@ -3,7 +3,7 @@
   `callback` task on the `callbacks` queue, args {"task_id", "url"}, whose worker
   POSTs the record and keeps the record's `callback` field up to date.
   Uses the script's locals: rcall, now, seq_key, task_prefix, queue_prefix,
-  wake_prefix, and those of includes/emit and includes/ready. ]]
+  wake_prefix, and those of includes/emit, includes/ready and includes/index. ]]
 local CALLBACK_TASK = 'callback'
 local CALLBACK_QUEUE = 'callbacks'
 -- The delivery's retry ceiling; the worker's CELERIAC_CALLBACK_MAX_ATTEMPTS ends it sooner.
@@ -28,6 +28,7 @@ local function queue_callback(id, key)
     'status', 'PENDING', 'priority', 0, 'attempts', 0, 'retries', 0, 'max_retries', CALLBACK_MAX_RETRIES,
     'options', '{}', 'created_at', now, 'parent_id', id,
     'args', cjson.encode({ task_id = id, url = f[1] }))
+  index_new(cid, CALLBACK_QUEUE, CALLBACK_TASK, now)
   rcall('HSET', key, 'callback', cjson.encode({ url = f[1], status = 'pending', attempts = 0 }))
   make_ready(cid, queue_prefix .. CALLBACK_QUEUE, wake_prefix .. CALLBACK_QUEUE, 0, false)
   emit('enqueued', cid, CALLBACK_QUEUE, 'PENDING')

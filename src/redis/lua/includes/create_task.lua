@@ -3,7 +3,9 @@
   given with the task, so Lua decodes no JSON unless the task's name has
   registration defaults (a task_defaults HASH field), which then fill the options
   left unset (priority, max_retries, expires and the stored options).
-  Uses the script's locals: rcall, now. ]]
+  Indexes the task for listing (includes/index).
+  Uses the script's locals: rcall, now, idx_prefix. ]]
+--- @include "includes/index"
 
 -- Writes the record of task `id` to `key`: the fields every new task has, then
 -- ARGV[first..last] (the other field/value pairs), then applies `defaults` (JSON
@@ -12,6 +14,7 @@
 local function create_task(key, id, name, queue, opts, priority, first, last, defaults, expires_at)
   rcall('HSET', key, 'id', id, 'name', name, 'queue', queue, 'status', 'PENDING', 'priority', priority,
     'attempts', 0, 'retries', 0, 'options', opts, 'created_at', now, unpack(ARGV, first, last))
+  index_new(id, queue, name, now)
   if not defaults or defaults == '{}' then return priority end
   local merged = cjson.decode(opts)
   for k, v in pairs(cjson.decode(defaults)) do
