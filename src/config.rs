@@ -335,6 +335,8 @@ pub struct ApiConfig {
     pub queue_callbacks: crate::model::QueueCallbacks,
     /// Queues of tasks enqueued without one, by task-name glob (`CELERIAC_ROUTES`).
     pub routes: crate::model::Routes,
+    /// Most tasks in one `POST /tasks/batch` (`CELERIAC_BATCH_MAX`).
+    pub batch_max: usize,
 }
 
 impl ApiConfig {
@@ -349,6 +351,7 @@ impl ApiConfig {
             auth: Default::default(),
             queue_callbacks: Default::default(),
             routes: Default::default(),
+            batch_max: 1000,
         }
     }
 

@@ -66,6 +66,8 @@ pub(crate) struct AppState {
     routes: Arc<Routes>,
     /// Arguments checked against what the workers published.
     args_check: ArgsCheck,
+    /// Most tasks in one `POST /tasks/batch`.
+    batch_max: usize,
 }
 
 impl AppState {
@@ -125,6 +127,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
         allow_unknown_tasks: cfg.allow_unknown_tasks,
         routes: Arc::new(cfg.routes.clone()),
         args_check: ArgsCheck::default(),
+        batch_max: cfg.batch_max,
     };
     let apis = (
         tasks::TasksApi { state: state.clone() },

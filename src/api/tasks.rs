@@ -25,18 +25,6 @@ use crate::{
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
 
-/// Most tasks in one `POST /tasks/batch` (`CELERIAC_BATCH_MAX`, default 1000).
-fn batch_max() -> usize {
-    static MAX: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
-        std::env::var("CELERIAC_BATCH_MAX")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(1000)
-    });
-    *MAX
-}
-
 /// `POST /tasks/batch` body.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -213,7 +201,7 @@ impl TasksApi {
     /// Scope: `write`.
     #[oai(path = "/tasks/batch", method = "post")]
     async fn create_batch(&self, _auth: BearerAuth, body: Json<BatchRequest>) -> Result<BatchResponse, ApiError> {
-        let max = batch_max();
+        let max = self.state.batch_max;
         if body.0.tasks.len() > max {
             return Err(ApiError::unprocessable(
                 "batch_too_large",

@@ -85,6 +85,9 @@ struct ServeArgs {
     /// wins, else `default` (e.g. `transcode*=encoding,xapi.*=xapi,report=reports`).
     #[arg(long, env = "CELERIAC_ROUTES", default_value = "", value_parser = celeriac::model::Routes::parse)]
     routes: celeriac::model::Routes,
+    /// Most tasks in one `POST /tasks/batch`.
+    #[arg(long, env = "CELERIAC_BATCH_MAX", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch_max: u64,
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "CELERIAC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -174,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.allow_unknown_tasks = args.allow_unknown_tasks;
     cfg.routes = args.routes;
+    cfg.batch_max = args.batch_max as usize;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     cfg.auth = celeriac::api::auth::AuthConfig {
         enabled: !args.auth.eq_ignore_ascii_case("off"),
