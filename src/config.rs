@@ -330,7 +330,7 @@ pub struct ApiConfig {
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// Bearer tokens and scopes (on by default: no token, no start).
-    pub auth: crate::api::auth::AuthConfig,
+    pub auth: AuthConfig,
     /// Callback URLs by queue (`CELERIAC_QUEUE_CALLBACKS`) for tasks that name none.
     pub queue_callbacks: crate::model::QueueCallbacks,
     /// Queues of tasks enqueued without one, by task-name glob (`CELERIAC_ROUTES`).
@@ -391,11 +391,11 @@ pub struct WorkerConfig {
     /// Rate limits by task name; they override the limits set at registration.
     pub rate_limits: Vec<(String, crate::model::RateLimit)>,
     /// Settings of the built-in `http` task (allowed hosts, body cap).
-    pub http: crate::tasks::http::HttpTaskConfig,
+    pub http: HttpTaskConfig,
     /// TOML file of the `command` task's commands; without one the task is not offered.
     pub commands_file: Option<std::path::PathBuf>,
     /// Settings of the built-in `callback` task (allowed hosts, token, secret, attempts).
-    pub callback: crate::tasks::callback::CallbackTaskConfig,
+    pub callback: CallbackTaskConfig,
     /// Heartbeat interval (lease extension and registration refresh); `None`: a third of the lease.
     pub heartbeat: Option<Duration>,
 }
@@ -414,7 +414,7 @@ impl WorkerConfig {
             block_max: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(10),
             rate_limits: Vec::new(),
-            http: crate::tasks::http::HttpTaskConfig::default(),
+            http: HttpTaskConfig::default(),
             commands_file: None,
             callback: Default::default(),
             heartbeat: None,
@@ -516,6 +516,105 @@ pub fn validate_name(setting: &'static str, name: &str) -> Result<(), ConfigErro
         ));
     }
     Ok(())
+}
+
+/// Default cap of a response body the `http` task keeps in its result (1 MiB).
+pub const DEFAULT_HTTP_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default attempts per completion-callback delivery.
+pub const DEFAULT_CALLBACK_MAX_ATTEMPTS: u32 = 10;
+
+/// Authentication settings of the API.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `false` only when the operator set `CELERIAC_AUTH=off`: every route is
+    /// open, and a warning is logged at startup.
+    pub enabled: bool,
+    /// Inline `<token>:<scope>` entries, comma-separated (secret: `Debug` redacts).
+    pub tokens: Option<String>,
+    /// A file of entries, one per line, `#` comments; re-read on SIGHUP.
+    pub tokens_file: Option<PathBuf>,
+    /// `/metrics` needs the `read` scope (it is open by default, for scrapers).
+    pub metrics_require_auth: bool,
+}
+
+impl Default for AuthConfig {
+    /// Secure by default: authentication on, no token yet (so the API refuses to start).
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tokens: None,
+            tokens_file: None,
+            metrics_require_auth: false,
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("enabled", &self.enabled)
+            .field("tokens", &self.tokens.as_ref().map(|_| "***"))
+            .field("tokens_file", &self.tokens_file)
+            .field("metrics_require_auth", &self.metrics_require_auth)
+            .finish()
+    }
+}
+
+/// Settings of the `http` task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTaskConfig {
+    /// Allowed destinations: host names or `host:port` (`[v6]:port` for IPv6),
+    /// or `*` for any. Empty (the default) allows none.
+    pub allowed_hosts: Vec<String>,
+    /// Longest response body kept in a result; longer ones are cut and flagged `truncated`.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpTaskConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            max_body_bytes: DEFAULT_HTTP_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Settings of the `callback` task.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackTaskConfig {
+    /// Allowed destinations: host names or `host:port`, or `*` for any. Empty
+    /// (the default) allows none.
+    pub allowed_hosts: Vec<String>,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Signs each body (`X-Celeriac-Signature`).
+    pub secret: Option<String>,
+    /// Attempts per delivery (1 to `tasks::callback::MAX_ATTEMPTS_CEILING`).
+    pub max_attempts: u32,
+}
+
+impl Default for CallbackTaskConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            token: None,
+            secret: None,
+            max_attempts: DEFAULT_CALLBACK_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// The token and secret are redacted.
+impl fmt::Debug for CallbackTaskConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "***");
+        f.debug_struct("CallbackTaskConfig")
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("token", &redacted(&self.token))
+            .field("secret", &redacted(&self.secret))
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -92,42 +92,7 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Authentication settings of the API.
-#[derive(Clone)]
-pub struct AuthConfig {
-    /// `false` only when the operator set `CELERIAC_AUTH=off`: every route is
-    /// open, and a warning is logged at startup.
-    pub enabled: bool,
-    /// Inline `<token>:<scope>` entries, comma-separated (secret: `Debug` redacts).
-    pub tokens: Option<String>,
-    /// A file of entries, one per line, `#` comments; re-read on SIGHUP.
-    pub tokens_file: Option<PathBuf>,
-    /// `/metrics` needs the `read` scope (it is open by default, for scrapers).
-    pub metrics_require_auth: bool,
-}
-
-impl Default for AuthConfig {
-    /// Secure by default: authentication on, no token yet (so the API refuses to start).
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            tokens: None,
-            tokens_file: None,
-            metrics_require_auth: false,
-        }
-    }
-}
-
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("enabled", &self.enabled)
-            .field("tokens", &self.tokens.as_ref().map(|_| "***"))
-            .field("tokens_file", &self.tokens_file)
-            .field("metrics_require_auth", &self.metrics_require_auth)
-            .finish()
-    }
-}
+pub use crate::config::AuthConfig;
 
 /// Why the token table could not be built. No variant carries a token.
 #[derive(Debug, thiserror::Error)]

@@ -512,23 +512,7 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
     }
 }
 
-/// Whether `name` is a safe queue or task name: 1 to `max` characters from
-/// `A-Z a-z 0-9 _ . : -`, the first a letter or digit. Names become parts of
-/// Redis keys, URLs and log lines, so nothing else (no `/`, `..`, braces,
-/// spaces, control or non-ASCII characters) gets that far.
-pub fn is_safe_name(name: &str, max: usize) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= max
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
-}
-
-/// Longest queue name.
-pub const MAX_QUEUE_NAME: usize = 128;
-/// Longest task name.
-pub const MAX_TASK_NAME: usize = 256;
+pub use crate::model::name::{MAX_QUEUE_NAME, MAX_TASK_NAME, is_safe_name};
 
 /// A JSON string field read strictly: poem-openapi's `String` also takes
 /// numbers and booleans (`{"name": 5}` would become `"5"`); these do not.

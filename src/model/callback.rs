@@ -132,7 +132,9 @@ impl QueueCallbacks {
                 entry: entry.to_owned(),
             })?;
             let (queue, url) = (queue.trim(), url.trim());
-            crate::config::validate_name("queue name", queue).map_err(|e| invalid(e.to_string()))?;
+            if !super::name::is_safe_name(queue, super::name::MAX_QUEUE_NAME) {
+                return Err(invalid(format!("{queue:?} is not a valid queue name")));
+            }
             if queue == CALLBACK_QUEUE {
                 return Err(invalid(format!(
                     "the {CALLBACK_QUEUE} queue's deliveries get no callback"

@@ -3,6 +3,7 @@
 //! scheduler) speaks in these.
 
 pub mod callback;
+pub mod name;
 pub mod queue;
 pub mod rate_limit;
 pub mod route;

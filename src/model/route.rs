@@ -71,10 +71,12 @@ impl Routes {
                     entry: entry.to_owned(),
                 });
             }
-            crate::config::validate_name("queue name", queue).map_err(|e| RouteError::InvalidQueue {
-                entry: entry.to_owned(),
-                reason: e.to_string(),
-            })?;
+            if !super::name::is_safe_name(queue, super::name::MAX_QUEUE_NAME) {
+                return Err(RouteError::InvalidQueue {
+                    entry: entry.to_owned(),
+                    reason: format!("{queue:?} is not a valid queue name"),
+                });
+            }
             routes.push(Route {
                 pattern: pattern.to_owned(),
                 queue: queue.to_owned(),

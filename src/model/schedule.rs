@@ -172,7 +172,12 @@ impl Schedule {
         if self.task.is_empty() || self.task.len() > 256 {
             return Err(ScheduleError::InvalidTask);
         }
-        crate::config::validate_name("queue", &self.queue).map_err(|e| ScheduleError::InvalidQueue(e.to_string()))?;
+        if !super::name::is_safe_name(&self.queue, super::name::MAX_QUEUE_NAME) {
+            return Err(ScheduleError::InvalidQueue(format!(
+                "{:?} is not a valid queue name",
+                self.queue
+            )));
+        }
         if let (Some(start), Some(end)) = (self.start_at, self.end_at)
             && end <= start
         {

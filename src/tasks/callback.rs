@@ -15,7 +15,7 @@
 //! Redirects are not followed (a POST would turn into a GET). Every attempt
 //! records its outcome in the original record's `callback` field.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use hmac::{Hmac, Mac};
 use reqwest::{StatusCode, Url, header, redirect};
@@ -35,8 +35,7 @@ use crate::{
 
 /// The setting operators change to allow destinations (named in errors).
 pub const ALLOWED_HOSTS_SETTING: &str = "CELERIAC_CALLBACK_ALLOWED_HOSTS";
-/// Default attempts per delivery.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+pub use crate::config::{CallbackTaskConfig, DEFAULT_CALLBACK_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS};
 /// Most attempts a delivery can be given: its record allows 1000 retries
 /// (`includes/callback.lua`).
 pub const MAX_ATTEMPTS_CEILING: u32 = 1001;
@@ -44,44 +43,6 @@ pub const MAX_ATTEMPTS_CEILING: u32 = 1001;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest excerpt of a refusing answer kept in `last_error`.
 const ERROR_EXCERPT_BYTES: usize = 512;
-
-/// Settings of the `callback` task.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CallbackTaskConfig {
-    /// Allowed destinations: host names or `host:port`, or `*` for any. Empty
-    /// (the default) allows none.
-    pub allowed_hosts: Vec<String>,
-    /// Sent as `Authorization: Bearer <token>`.
-    pub token: Option<String>,
-    /// Signs each body (`X-Celeriac-Signature`).
-    pub secret: Option<String>,
-    /// Attempts per delivery (1 to [`MAX_ATTEMPTS_CEILING`]).
-    pub max_attempts: u32,
-}
-
-impl Default for CallbackTaskConfig {
-    fn default() -> Self {
-        Self {
-            allowed_hosts: Vec::new(),
-            token: None,
-            secret: None,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-        }
-    }
-}
-
-/// The token and secret are redacted.
-impl fmt::Debug for CallbackTaskConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |s: &Option<String>| s.as_ref().map(|_| "***");
-        f.debug_struct("CallbackTaskConfig")
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("token", &redacted(&self.token))
-            .field("secret", &redacted(&self.secret))
-            .field("max_attempts", &self.max_attempts)
-            .finish()
-    }
-}
 
 /// Why the `callback` task could not be set up.
 #[derive(Debug, thiserror::Error)]

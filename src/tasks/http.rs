@@ -23,33 +23,13 @@ use super::{Registry, TaskContext, TaskError};
 
 /// The setting operators change to allow destinations (named in errors).
 pub const ALLOWED_HOSTS_SETTING: &str = "CELERIAC_HTTP_ALLOWED_HOSTS";
-/// Default cap of a response body kept in the result (1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use crate::config::{DEFAULT_HTTP_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES, HttpTaskConfig};
 /// Longest body excerpt in an `HttpStatus` error message.
 const ERROR_EXCERPT_BYTES: usize = 1024;
 /// Redirects followed at most (like browsers and reqwest's default).
 const MAX_REDIRECTS: usize = 10;
 /// Longest request timeout accepted (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
-
-/// Settings of the `http` task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpTaskConfig {
-    /// Allowed destinations: host names or `host:port` (`[v6]:port` for IPv6),
-    /// or `*` for any. Empty (the default) allows none.
-    pub allowed_hosts: Vec<String>,
-    /// Longest response body kept in a result; longer ones are cut and flagged `truncated`.
-    pub max_body_bytes: usize,
-}
-
-impl Default for HttpTaskConfig {
-    fn default() -> Self {
-        Self {
-            allowed_hosts: Vec::new(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        }
-    }
-}
 
 /// Why the `http` task could not be set up.
 #[derive(Debug, thiserror::Error)]

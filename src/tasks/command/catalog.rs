@@ -48,31 +48,6 @@ pub enum CatalogError {
     },
 }
 
-/// What a parameter holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamKind {
-    /// A file system path inside one of the parameter's roots.
-    Path,
-    /// Any string (no NUL; no leading `-` unless allowed).
-    String,
-    /// A JSON integer (not negative unless a leading `-` is allowed).
-    Int,
-}
-
-/// A parameter as published for the API (roots are resolved, absolute paths).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParamInfo {
-    /// What the parameter holds.
-    pub kind: ParamKind,
-    /// For paths: the directories a value must resolve inside.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roots: Vec<PathBuf>,
-    /// Whether a value may start with `-`.
-    #[serde(default)]
-    pub allow_dash: bool,
-}
-
 /// A command as published for the API: its name and parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandInfo {

@@ -41,7 +41,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Registry, TaskContext};
-pub use catalog::{CatalogError, CommandCatalog, CommandInfo, ParamInfo, ParamKind};
+pub use catalog::{CatalogError, CommandCatalog, CommandInfo};
+pub use params::{ParamInfo, ParamKind};
 use run::run;
 
 /// The setting that names the commands file (named in messages).
