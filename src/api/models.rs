@@ -171,8 +171,10 @@ pub struct TaskView {
     #[oai(nullable)]
     pub workflow_id: Option<String>,
     /// The schedule that fired this task: `{"name", "due_at"}`.
+    #[oai(nullable)]
     pub schedule: Option<Value>,
     /// Its completion callback, if it has one, and how far the delivery got.
+    #[oai(nullable)]
     pub callback: Option<CallbackView>,
 }
 

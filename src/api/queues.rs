@@ -1,7 +1,8 @@
 //! `GET /queues` and `GET /queues/{name}`: queue lengths (for dashboards and
 //! autoscalers); pause, resume and purge a queue; the dead letter.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json, types::ToJSON};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
@@ -9,7 +10,7 @@ use super::{
     auth::BearerAuth,
     error::ApiError,
     models::{MAX_QUEUE_NAME, QueueView, TaskView, is_safe_name},
-    tasks::{TaskItem, TaskList},
+    tasks::TaskList,
 };
 use crate::{error::QueueError, queue::Cursor};
 
@@ -153,10 +154,10 @@ impl QueuesApi {
             records
                 .into_iter()
                 .flatten()
-                .map(|r| TaskItem::Task(Box::new(r.into())))
+                .map(|r| TaskView::from(r).to_json().unwrap_or(Value::Null))
                 .collect()
         } else {
-            page.ids.into_iter().map(TaskItem::Id).collect()
+            page.ids.into_iter().map(Value::String).collect()
         };
         Ok(Json(TaskList {
             tasks,
