@@ -246,14 +246,9 @@ async fn the_dashboard_follows_and_steers_tasks_live_in_a_browser() {
             })
             .await?;
             js(c, "window.__sameDocument = 42; return null;", vec![]).await?;
-            // The live indicator tells which feed the page has: the event stream, or polling without one.
-            let events = status_of(&api, "/events").await;
-            let expected = if events == 200 { "live" } else { "polling" };
-            let indicator = wait_text(c, "#live-text", Duration::from_secs(10), |t| t.starts_with(expected)).await?;
-            if events != 200 {
-                // TODO(issue 8): GET /events answered {events} in this base; once it lands the page shows "live".
-                eprintln!("TODO: GET /events answered {events}: the page polls (indicator: {indicator:?})");
-            }
+            // The page follows the event stream (SSE): its indicator says "live".
+            assert_eq!(status_of(&api, "/events").await, 200);
+            wait_text(c, "#live-text", Duration::from_secs(10), |t| t.starts_with("live")).await?;
             tokio::time::sleep(Duration::from_millis(1200)).await; // one chart frame
             save_screenshot(c, "dashboard-overview.png").await?;
 
