@@ -226,7 +226,7 @@ if [ "$DO_CELERIAC" = 1 ]; then
   if [ "$NO_BUILD" != 1 ]; then
     log "cargo build --release --locked (in $ROOT)"
     t=$SECONDS
-    (cd "$ROOT" && cargo build --release --locked) >&2 || die "cargo build failed"
+    (cd "$ROOT" && cargo build --release --locked --bins --example batch_enqueue) >&2 || die "cargo build failed"
     BUILD_S=$((SECONDS - t))
   fi
   for b in "$API_BIN" "$WORKER_BIN"; do [ -x "$b" ] || die "$b not found (build first, or drop --no-build)"; done

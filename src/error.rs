@@ -4,8 +4,9 @@
 use poem_openapi::Object;
 use serde::Serialize;
 
-/// What can go wrong talking to the queue.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong talking to the queue (`Clone`: one failed batch call is
+/// every member's answer).
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum QueueError {
     /// Redis answered with an error or could not be reached.
     #[error("redis command failed")]

@@ -5,10 +5,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Queue, parse_id};
+pub use crate::redis::scripts::Completion;
 use crate::{
     error::Result,
     model::{ClaimedTask, TaskOptions, now_ms},
-    redis::scripts::{self, FailArgs},
+    redis::scripts::{self, COMPLETE_BATCH_MAX, FailArgs},
 };
 
 /// The outcome of a claim.
@@ -85,15 +86,26 @@ impl Queue {
 
     /// Records a task's success. `Err(LeaseLost)` when another worker owns it now.
     pub async fn complete(&self, task: &ClaimedTask, result: &Value) -> Result<()> {
-        let id = task.id.to_string();
-        scripts::complete(
-            &mut self.conn().await?,
-            &self.ctx(),
-            &id,
-            &task.token,
-            &result.to_string(),
-        )
-        .await
+        let (id, result) = (task.id.to_string(), result.to_string());
+        let done = Completion {
+            id: &id,
+            token: &task.token,
+            result_json: &result,
+        };
+        self.complete_many(&[done])
+            .await?
+            .pop()
+            .expect("one answer per completion")
+    }
+
+    /// Records many successes, one script call per [`COMPLETE_BATCH_MAX`]; each
+    /// answer, in order, is what [`Queue::complete`] says for that task.
+    pub async fn complete_many(&self, batch: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(COMPLETE_BATCH_MAX) {
+            answers.extend(scripts::complete(&mut self.conn().await?, &self.ctx(), chunk).await?);
+        }
+        Ok(answers)
     }
 
     /// Records a failed attempt: a retry at `retry_at_ms`, or a final failure when `None`.

@@ -30,6 +30,7 @@ static INCLUDES: &[(&str, &str)] = &[
         "includes/workflow_advance",
         include_str!("lua/includes/workflow_advance.lua"),
     ),
+    ("includes/record", include_str!("lua/includes/record.lua")),
     ("includes/finalize", include_str!("lua/includes/finalize.lua")),
     ("includes/callback", include_str!("lua/includes/callback.lua")),
 ];
@@ -312,27 +313,44 @@ pub async fn heartbeat(
     Ok(inv.invoke_async(conn).await?)
 }
 
-/// Runs `complete.lua`.
+/// Most completions one `complete.lua` call records (Lua unpacks their ids
+/// into one ZREM; the call stays short).
+pub const COMPLETE_BATCH_MAX: usize = 500;
+
+/// One completion: task id, lease token, result JSON.
+pub struct Completion<'a> {
+    /// Task id.
+    pub id: &'a str,
+    /// Lease token.
+    pub token: &'a str,
+    /// The result as JSON text.
+    pub result_json: &'a str,
+}
+
+/// Runs `complete.lua` for up to [`COMPLETE_BATCH_MAX`] completions; returns
+/// each one's outcome, in order.
 pub async fn complete(
     conn: &mut impl ConnectionLike,
     ctx: &Ctx<'_>,
-    id: &str,
-    token: &str,
-    result_json: &str,
-) -> Result<()> {
+    batch: &[Completion<'_>],
+) -> Result<Vec<Result<()>>> {
+    debug_assert!(batch.len() <= COMPLETE_BATCH_MAX);
     let k = ctx.keys;
     let mut inv = COMPLETE.prepare_invoke();
-    inv.key(k.task(id))
-        .key(k.leases())
-        .key(k.events())
-        .key(k.seq())
-        .arg(id)
-        .arg(token)
-        .arg(result_json)
-        .arg(ctx.now_ms)
-        .arg(ctx.events_maxlen);
+    inv.key(k.leases()).key(k.events()).key(k.seq());
+    for c in batch {
+        inv.key(k.task(c.id));
+    }
+    inv.arg(ctx.now_ms).arg(ctx.events_maxlen);
     ctx.finalize_args(&mut inv);
-    code(inv.invoke_async(conn).await?).map(drop)
+    for c in batch {
+        inv.arg(c.id).arg(c.token).arg(c.result_json);
+    }
+    let codes: Vec<i64> = inv.invoke_async(conn).await?;
+    if codes.len() != batch.len() {
+        return Err(QueueError::UnexpectedReply(codes.len() as i64));
+    }
+    Ok(codes.into_iter().map(|c| code(c).map(drop)).collect())
 }
 
 /// What `fail` needs to know.

@@ -16,7 +16,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-use super::{StopDetails, WorkerError, executor, health::LoopLiveness, metrics::WorkerMetrics};
+use super::{StopDetails, WorkerError, executor, health::LoopLiveness, metrics::WorkerMetrics, recorder::Recorder};
 use crate::{
     config::WorkerConfig,
     error::QueueError,
@@ -80,11 +80,13 @@ pub struct Consumer {
     cancel_grace: Duration,
     block_max: Duration,
     metrics: WorkerMetrics,
+    recorder: Recorder,
 }
 
 impl Consumer {
     /// A consumer for `cfg`'s queues and concurrency.
     pub fn new(cfg: &WorkerConfig, queue: Queue, registry: Registry) -> Result<Self, WorkerError> {
+        let recorder = Recorder::start(queue.clone());
         Ok(Self {
             wake_keys: cfg.queues.iter().map(|q| queue.keys().wake(q)).collect(),
             blocking: BlockingConnection::new(&cfg.redis, cfg.block_max)?,
@@ -98,6 +100,7 @@ impl Consumer {
             cancel_grace: cfg.cancel_grace,
             block_max: cfg.block_max,
             metrics: WorkerMetrics::default(),
+            recorder,
         })
     }
 
@@ -151,13 +154,14 @@ impl Consumer {
             },
         );
         let (queue, registry, map) = (self.queue.clone(), self.registry.clone(), self.in_flight.clone());
+        let recorder = self.recorder.clone();
         let grace = self.cancel_grace;
         let metrics = self.metrics.clone();
         let handle = self.tracker.spawn(async move {
             let _in_flight = InFlightGuard { map, id };
             let _running = metrics.started();
             let began = std::time::Instant::now();
-            let outcome = executor::execute(&queue, &registry, &task, revoke.clone(), grace).await;
+            let outcome = executor::execute(&queue, &recorder, &registry, &task, revoke.clone(), grace).await;
             let secs = began.elapsed().as_secs_f64();
             metrics.finished(&task.name, &task.queue, outcome, revoke.is_cancelled(), secs);
             drop(permit);

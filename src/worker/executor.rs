@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::recorder::Recorder;
 use crate::tasks::{Registry, TaskContext, TaskError, TaskErrorKind, TaskResult};
 use crate::{
     error::QueueError,
@@ -51,6 +52,7 @@ pub enum Outcome {
 #[tracing::instrument(skip_all, fields(task_id = %task.id, name = %task.name, attempt = task.attempts))]
 pub async fn execute(
     queue: &Queue,
+    recorder: &Recorder,
     registry: &Registry,
     task: &ClaimedTask,
     revoke: CancellationToken,
@@ -67,7 +69,7 @@ pub async fn execute(
         };
     };
     let result = run_limited(fut, &task.options, &signal, &revoke, cancel_grace).await;
-    record(queue, task, result).await
+    record(queue, recorder, task, result).await
 }
 
 async fn run_limited(
@@ -123,12 +125,16 @@ async fn sleep_secs(secs: Option<f64>) {
 }
 
 /// Records the outcome, retrying while Redis is unreachable (up to a lease).
-async fn record(queue: &Queue, task: &ClaimedTask, result: TaskResult) -> Outcome {
+/// Successes go through the worker's group commit, failures one by one (rare).
+async fn record(queue: &Queue, recorder: &Recorder, task: &ClaimedTask, result: TaskResult) -> Outcome {
     let deadline = tokio::time::Instant::now() + queue.config().lease;
     let mut delay = Duration::from_millis(50);
     loop {
         let recorded = match &result {
-            Ok(value) => queue.complete(task, value).await.map(|()| Outcome::Succeeded),
+            Ok(value) => recorder
+                .complete(task.id.to_string(), task.token.clone(), value.to_string())
+                .await
+                .map(|()| Outcome::Succeeded),
             Err(error) => {
                 let retry_at = retry_at_ms(task, error);
                 let failure = Failure {

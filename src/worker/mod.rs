@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `consume.rs` | the consume step (free slots → one claim → start tasks) and its loop |
 //! | `executor.rs` | one task under its time limits, its outcome recorded under its lease |
+//! | `recorder.rs` | group commit: successes that finish together are recorded in one call |
 //! | `lease.rs` | the lease keeper (heartbeat) and the cancel listener |
 //! | `reaper.rs` | returns tasks whose lease expired |
 //! | `health.rs` | the optional health port (`/healthz`, `/readyz`, `/metrics`) and the consume loop's liveness |
@@ -18,6 +19,7 @@ pub mod health;
 mod lease;
 pub mod metrics;
 mod reaper;
+pub mod recorder;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -6,7 +6,7 @@ use celeriac::{
     QueueError,
     config::EngineConfig,
     model::{NewTask, TaskStatus, now_ms},
-    queue::Failure,
+    queue::{Completion, Failure},
 };
 use redis::Commands;
 use serde_json::json;
@@ -15,6 +15,66 @@ use crate::helpers::{TestRedis, queue};
 
 fn queues() -> Vec<String> {
     vec!["default".to_owned()]
+}
+
+/// A worker's group commit: one call records several successes, and each
+/// member gets its own answer (a stale or unknown one spoils nothing else).
+#[tokio::test]
+async fn a_batch_of_completions_answers_each_member_in_order() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    for i in 0..3 {
+        q.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap();
+    }
+    let cancelled = q.enqueue(&NewTask::new("echo", json!(3)), false).await.unwrap().id;
+    let tasks = q.claim(&queues(), 10, "worker-a").await.unwrap().tasks;
+    assert_eq!(tasks.len(), 4);
+    q.cancel(&cancelled).await.unwrap();
+    let (ids, results): (Vec<String>, Vec<String>) = tasks
+        .iter()
+        .map(|t| (t.id.to_string(), format!("\"done {}\"", t.args)))
+        .unzip();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let mut batch: Vec<Completion<'_>> = tasks
+        .iter()
+        .zip(ids.iter().zip(&results))
+        .map(|(t, (id, result))| Completion {
+            id,
+            token: &t.token,
+            result_json: result,
+        })
+        .collect();
+    batch[1].token = "not-the-lease";
+    batch.push(Completion {
+        id: &unknown,
+        token: "x",
+        result_json: "null",
+    });
+    let answers = q.complete_many(&batch).await.unwrap();
+    assert_eq!(answers.len(), 5);
+    assert!(answers[0].is_ok() && answers[2].is_ok() && answers[3].is_ok());
+    assert!(matches!(answers[1], Err(QueueError::LeaseLost)));
+    assert!(matches!(answers[4], Err(QueueError::NotFound)));
+
+    let status = |i: usize| {
+        let q = q.clone();
+        let id = tasks[i].id;
+        async move { q.get(&id).await.unwrap().unwrap() }
+    };
+    assert_eq!(status(0).await.status, TaskStatus::Success);
+    assert_eq!(status(0).await.result, Some(json!(format!("done {}", tasks[0].args))));
+    assert_eq!(
+        status(1).await.status,
+        TaskStatus::Started,
+        "a refused member stays as it was"
+    );
+    assert_eq!(status(2).await.status, TaskStatus::Success);
+    // A member whose cancellation was requested while it ran ends REVOKED.
+    assert_eq!(status(3).await.status, TaskStatus::Revoked);
+    // Only the recorded members left the leases.
+    let mut conn = redis.conn();
+    let leased: Vec<String> = conn.zrange(q.keys().leases(), 0, -1).unwrap();
+    assert_eq!(leased, vec![ids[1].clone()]);
 }
 
 #[tokio::test]

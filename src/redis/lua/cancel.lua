@@ -16,16 +16,16 @@ local idx_prefix = ARGV[13]
 --- @include "includes/codes"
 --- @include "includes/finalize"
 
-local f = rcall('HMGET', task_key, 'status', 'queue', 'idempotency_key', 'workflow')
-if not f[1] then return NO_SUCH_TASK end
-if FINAL[f[1]] then return WRONG_STATE end
-if f[1] == 'STARTED' then
+local t = read_task(task_key)
+if not t.status then return NO_SUCH_TASK end
+if FINAL[t.status] then return WRONG_STATE end
+if t.status == 'STARTED' then
   rcall('HSET', task_key, 'cancel_requested', now)
   rcall('PUBLISH', cancel_channel, id)
-  emit('cancel_requested', id, f[2], 'STARTED')
+  emit('cancel_requested', id, t.queue, 'STARTED')
   return 2
 end
-rcall('ZREM', queue_prefix .. f[2], id)
-rcall('ZREM', delayed_prefix .. f[2], id)
-finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), f[2], 'revoked', f[3], f[4])
+rcall('ZREM', queue_prefix .. t.queue, id)
+rcall('ZREM', delayed_prefix .. t.queue, id)
+finalize(id, task_key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
 return 1

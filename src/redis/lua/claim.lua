@@ -23,6 +23,7 @@ local idx_prefix = ARGV[16]
 --- @include "includes/finalize"
 
 local out = {}
+local lease_until = string.format('%d', now + lease_ms)
 -- Most deployments set no rate limit: look limits up only when some exist.
 local limited = rcall('EXISTS', limits_key) == 1
 local deferred = 0
@@ -83,30 +84,44 @@ for q = 6, #KEYS, 3 do
       local asked = math.min(want, budget, 1000)
       local head = rcall('ZRANGE', queue_key, 0, asked - 1)
       if #head == 0 then break end
-      local leased = {}
+      local leased, unindexed, by_worker = {}, {}, {}
       for _, id in ipairs(head) do
         budget = budget - 1
         local key = task_prefix .. id
+        -- Only what a start needs (each field asked is a scan of the record);
+        -- an expired task is read whole for finalize.
         local f = rcall('HMGET', key, 'status', 'name', 'queue', 'expires_at', 'args', 'retries', 'max_retries',
-          'options', 'attempts', 'idempotency_key', 'workflow', 'created_at')
+          'options', 'attempts', 'created_at')
+        local t = { status = f[1], name = f[2], queue = f[3], expires_at = f[4], args = f[5], retries = f[6],
+          max_retries = f[7], options = f[8], attempts = f[9], created_at = f[10] }
         local token = token_base .. ':' .. (#out + 1)
-        if not f[1] or FINAL[f[1]] then
+        if not t.status or FINAL[t.status] then
           -- the record expired or the task was revoked: drop it
-        elseif f[4] and tonumber(f[4]) < now then
-          finalize(id, key, 'REVOKED', revoked_result('expired'), f[3], 'expired', f[10], f[11])
-        elseif admit(id, f[2], delayed_key, token) then
-          local attempts = (tonumber(f[9]) or 0) + 1
-          rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now,
-            'attempts', attempts)
-          index_status(id, f[1], 'STARTED', f[12])
-          rcall('ZADD', idx_prefix .. 'worker:' .. worker, f[12], id)
-          emit('started', id, f[3], 'STARTED')
-          leased[#leased + 1] = now + lease_ms
+        elseif t.expires_at and tonumber(t.expires_at) < now then
+          finalize(id, key, read_task(key), 'REVOKED', revoked_result('expired'), 'expired')
+        elseif admit(id, t.name, delayed_key, token) then
+          local attempts = (tonumber(t.attempts) or 0) + 1
+          rcall('HSET', key, 'status', 'STARTED', 'worker', worker, 'lease', token, 'started_at', now_s,
+            'attempts', string.format('%d', attempts))
+          -- Out of its status index (STARTED has none) and into its worker's: once per chunk.
+          if t.created_at then
+            if t.status ~= 'STARTED' then
+              unindexed[t.status] = unindexed[t.status] or {}
+              table.insert(unindexed[t.status], id)
+            end
+            by_worker[#by_worker + 1] = t.created_at
+            by_worker[#by_worker + 1] = id
+          end
+          emit('started', id, t.queue, 'STARTED')
+          leased[#leased + 1] = lease_until
           leased[#leased + 1] = id
-          out[#out + 1] = { id, token, f[2], f[5], f[3], attempts, f[6] or '0', f[7] or '0', f[8] or '{}' }
+          out[#out + 1] = { id, token, t.name, t.args, t.queue, attempts, t.retries or '0', t.max_retries or '0',
+            t.options or '{}' }
           want = want - 1
         end
       end
+      for status, ids in pairs(unindexed) do rcall('ZREM', idx_prefix .. 'status:' .. status, unpack(ids)) end
+      if #by_worker > 0 then rcall('ZADD', idx_prefix .. 'worker:' .. worker, unpack(by_worker)) end
       -- Leases, then the queue, once per chunk. Redis does not roll a script back,
       -- but an error before these lines leaves every task of the chunk in the queue,
       -- and a STARTED task found there (its claim never reached a worker) is

@@ -1,27 +1,41 @@
---[[ complete: STARTED → SUCCESS (or REVOKED when a cancellation was requested),
-  only if the caller still holds the lease; advances the task's workflow.
-  KEYS[1] task HASH   KEYS[2] leases ZSET   KEYS[3] events STREAM   KEYS[4] seq STRING
-  ARGV[1] task id     ARGV[2] lease token   ARGV[3] result JSON     ARGV[4] now ms
-  ARGV[5] events MAXLEN   ARGV[6] result TTL ms, then key prefixes (workflow members
-  are learned here): ARGV[7] done channel   ARGV[8] idempotency   ARGV[9] task
-  ARGV[10] workflow   ARGV[11] queue   ARGV[12] wake   ARGV[13] listing index
-  Returns: 1 ok | -1 no such task | -2 not running | -3 lease lost ]]
+--[[ complete: STARTED → SUCCESS (or REVOKED when a cancellation was requested) for
+  each task of a batch whose caller still holds its lease; advances workflows.
+  A worker groups the completions that arrive while its previous call is in flight
+  into one call (worker/recorder.rs): the script's fixed cost is paid per batch.
+  KEYS[1] leases ZSET   KEYS[2] events STREAM   KEYS[3] seq STRING
+  KEYS[4..] the tasks' HASHes, in the order of their ARGV triples
+  ARGV[1] now ms        ARGV[2] events MAXLEN
+  ARGV[3] result TTL ms, then key prefixes (workflow members are learned here):
+  ARGV[4] done channel  ARGV[5] idempotency  ARGV[6] task  ARGV[7] workflow
+  ARGV[8] queue         ARGV[9] wake         ARGV[10] listing index
+  ARGV[11..] per task: id, lease token, result JSON
+  Returns: per task, in order: 1 ok | -1 no such task | -2 not running | -3 lease lost ]]
 local rcall = redis.call
-local task_key, leases_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, token, result, now, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local ttl, done_prefix, idem_prefix, task_prefix = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local workflow_prefix, queue_prefix, wake_prefix = ARGV[10], ARGV[11], ARGV[12]
-local idx_prefix = ARGV[13]
+local leases_key, events_key, seq_key = KEYS[1], KEYS[2], KEYS[3]
+local now, maxlen = tonumber(ARGV[1]), ARGV[2]
+local ttl, done_prefix, idem_prefix, task_prefix = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local workflow_prefix, queue_prefix, wake_prefix = ARGV[7], ARGV[8], ARGV[9]
+local idx_prefix = ARGV[10]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 
-local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'cancel_requested', 'idempotency_key', 'workflow')
-local refusal = lease_refusal(f[1], f[2], token)
-if refusal then return refusal end
-rcall('ZREM', leases_key, id)
-if f[4] then
-  finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), f[3], 'revoked', f[5], f[6])
-else
-  finalize(id, task_key, 'SUCCESS', result, f[3], 'succeeded', f[5], f[6])
+local codes, done = {}, {}
+for k = 4, #KEYS do
+  local a = 11 + (k - 4) * 3
+  local id, token, result, task_key = ARGV[a], ARGV[a + 1], ARGV[a + 2], KEYS[k]
+  local t = read_task(task_key)
+  local refusal = lease_refusal(t.status, t.lease, token)
+  if refusal then
+    codes[#codes + 1] = refusal
+  else
+    done[#done + 1] = id
+    if t.cancel_requested then
+      finalize(id, task_key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
+    else
+      finalize(id, task_key, t, 'SUCCESS', result, 'succeeded')
+    end
+    codes[#codes + 1] = 1
+  end
 end
-return 1
+if #done > 0 then rcall('ZREM', leases_key, unpack(done)) end
+return codes

@@ -20,27 +20,27 @@ local idx_prefix = ARGV[15]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 
-local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'attempts', 'errors', 'cancel_requested',
-  'idempotency_key', 'workflow', 'created_at')
-local refusal = lease_refusal(f[1], f[2], token)
+local t = read_task(task_key, 'attempts', 'errors')
+local refusal = lease_refusal(t.status, t.lease, token)
 if refusal then return refusal end
-local errors = cjson.decode(f[5] or '[]')
-errors[#errors + 1] = { attempt = tonumber(f[4]), error = cjson.decode(error_json), at = now }
+local errors = cjson.decode(t.errors or '[]')
+errors[#errors + 1] = { attempt = tonumber(t.attempts), error = cjson.decode(error_json), at = now }
 rcall('HSET', task_key, 'errors', cjson.encode(errors), 'traceback', traceback)
 rcall('HDEL', task_key, 'lease')
+t.lease = nil
 rcall('ZREM', leases_key, id)
-if f[6] then
-  finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), f[3], 'revoked', f[7], f[8])
+if t.cancel_requested then
+  finalize(id, task_key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
   return 1
 end
 if retry_at >= 0 then
   rcall('HSET', task_key, 'status', 'RETRY', 'eta', retry_at)
-  index_status(id, 'STARTED', 'RETRY', f[9])
+  index_status(id, 'STARTED', 'RETRY', t.created_at)
   rcall('HINCRBY', task_key, 'retries', 1)
   rcall('ZADD', delayed_key, retry_at, id)
   rcall('ZADD', wake_key, 0, 'w')
-  emit('retry', id, f[3], 'RETRY')
+  emit('retry', id, t.queue, 'RETRY')
   return 2
 end
-finalize(id, task_key, 'FAILURE', error_json, f[3], 'failed', f[7], f[8])
+finalize(id, task_key, t, 'FAILURE', error_json, 'failed')
 return 1

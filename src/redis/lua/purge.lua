@@ -20,9 +20,9 @@ for _, set in ipairs({ queue_key, delayed_key }) do
     local ids = rcall('ZRANGE', set, 0, limit - taken - 1)
     for _, id in ipairs(ids) do
       local key = task_prefix .. id
-      local f = rcall('HMGET', key, 'status', 'queue', 'idempotency_key', 'workflow')
-      if f[1] and not FINAL[f[1]] then
-        finalize(id, key, 'REVOKED', revoked_result('purged'), f[2], 'revoked', f[3], f[4])
+      local t = read_task(key)
+      if t.status and not FINAL[t.status] then
+        finalize(id, key, t, 'REVOKED', revoked_result('purged'), 'revoked')
       end
     end
     if #ids > 0 then rcall('ZREM', set, unpack(ids)) end

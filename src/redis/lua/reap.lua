@@ -22,29 +22,29 @@ local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   rcall('ZREM', leases_key, id)
   local key = task_prefix .. id
-  local f = rcall('HMGET', key, 'status', 'queue', 'priority', 'cancel_requested', 'idempotency_key', 'workflow',
-    'created_at')
-  if f[1] == 'STARTED' then
+  local t = read_task(key, 'priority')
+  if t.status == 'STARTED' then
     rcall('HDEL', key, 'lease')
+    t.lease = nil
     local lost = rcall('HINCRBY', key, 'lost_deliveries', 1)
-    if f[4] then
-      finalize(id, key, 'REVOKED', revoked_result('cancelled'), f[2], 'revoked', f[5], f[6])
+    if t.cancel_requested then
+      finalize(id, key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
     elseif lost > max_lost then
       local err = cjson.encode({ exc_type = 'WorkerLostError',
         exc_message = 'the worker running this task was lost ' .. lost .. ' times' })
       rcall('HSET', key, 'traceback', 'WorkerLostError: lease expired ' .. lost .. ' times without a heartbeat')
-      finalize(id, key, 'FAILURE', err, f[2], 'dead', f[5], f[6])
+      finalize(id, key, t, 'FAILURE', err, 'dead')
       rcall('ZADD', dead_key, now, id)
-      rcall('HINCRBY', KEYS[5], f[2], 1)
+      rcall('HINCRBY', KEYS[5], t.queue, 1)
       -- Capped like the events stream: the newest dead letters are kept (the
       -- per-queue counts do not follow this rare trim).
       rcall('ZREMRANGEBYRANK', dead_key, 0, -tonumber(maxlen) - 1)
       dead = dead + 1
     else
       rcall('HSET', key, 'status', 'PENDING')
-      index_status(id, 'STARTED', 'PENDING', f[7])
-      make_ready(id, queue_prefix .. f[2], wake_prefix .. f[2], f[3], true)
-      emit('requeued', id, f[2], 'PENDING')
+      index_status(id, 'STARTED', 'PENDING', t.created_at)
+      make_ready(id, queue_prefix .. t.queue, wake_prefix .. t.queue, t.priority, true)
+      emit('requeued', id, t.queue, 'PENDING')
       requeued = requeued + 1
     end
   end

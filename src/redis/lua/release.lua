@@ -22,33 +22,32 @@ local idx_prefix = ARGV[16]
 --- @include "includes/lease_guard"
 --- @include "includes/finalize"
 
-local f = rcall('HMGET', task_key, 'status', 'lease', 'queue', 'priority', 'cancel_requested', 'name',
-  'idempotency_key', 'workflow', 'created_at')
-local refusal = lease_refusal(f[1], f[2], token)
+local t = read_task(task_key, 'priority')
+local refusal = lease_refusal(t.status, t.lease, token)
 if refusal then return refusal end
-local queue = f[3]
+local queue = t.queue
 rcall('ZREM', leases_key, id)
-rcall('ZREM', rate_prefix .. f[6], token)
+rcall('ZREM', rate_prefix .. t.name, token)
 rcall('HINCRBY', task_key, 'attempts', -1)
-if f[5] then
-  finalize(id, task_key, 'REVOKED', revoked_result('cancelled'), queue, 'revoked', f[7], f[8])
+if t.cancel_requested then
+  finalize(id, task_key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
   return 1
 end
 if due > now and rcall('HINCRBY', task_key, 'handbacks', 1) > max_handbacks then
   local err = cjson.encode({ exc_type = 'NotRegistered',
-    exc_message = 'no worker consuming queue ' .. queue .. ' has task ' .. f[6] })
+    exc_message = 'no worker consuming queue ' .. queue .. ' has task ' .. t.name })
   rcall('HSET', task_key, 'traceback', 'NotRegistered: handed back ' .. max_handbacks .. ' times')
-  finalize(id, task_key, 'FAILURE', err, queue, 'failed', f[7], f[8])
+  finalize(id, task_key, t, 'FAILURE', err, 'failed')
   return 2
 end
 rcall('HSET', task_key, 'status', 'PENDING')
-index_status(id, 'STARTED', 'PENDING', f[9])
+index_status(id, 'STARTED', 'PENDING', t.created_at)
 rcall('HDEL', task_key, 'lease')
 if due > now then
   rcall('ZADD', delayed_prefix .. queue, due, id)
   rcall('ZADD', wake_prefix .. queue, 0, 'w')
 else
-  make_ready(id, queue_prefix .. queue, wake_prefix .. queue, f[4], true)
+  make_ready(id, queue_prefix .. queue, wake_prefix .. queue, t.priority, true)
 end
 emit('released', id, queue, 'PENDING')
 return 1

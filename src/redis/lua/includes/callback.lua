@@ -2,7 +2,7 @@
   delivery of its record queued in the same script (durable, at least once): a
   `callback` task on the `callbacks` queue, args {"task_id", "url"}, whose worker
   POSTs the record and keeps the record's `callback` field up to date.
-  Uses the script's locals: rcall, now, seq_key, task_prefix, queue_prefix,
+  Uses the script's locals: rcall, now_s, seq_key, task_prefix, queue_prefix,
   wake_prefix, and those of includes/emit, includes/ready and includes/index. ]]
 local CALLBACK_TASK = 'callback'
 local CALLBACK_QUEUE = 'callbacks'
@@ -18,18 +18,17 @@ local function derived_uuid(seed)
     .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
 end
 
--- Queues the delivery of task `id` (record `key`) if it has a callback URL; a
--- delivery's own end is never delivered.
-local function queue_callback(id, key)
-  local f = rcall('HMGET', key, 'callback_url', 'name')
-  if not f[1] or f[1] == '' or f[2] == CALLBACK_TASK then return end
+-- Queues the delivery of task `id` (record `key`, read as `t`) to its callback
+-- URL; a delivery's own end is never delivered.
+local function queue_callback(id, key, t)
+  if t.name == CALLBACK_TASK then return end
   local cid = derived_uuid('callback:' .. id .. ':' .. rcall('INCR', seq_key))
   rcall('HSET', task_prefix .. cid, 'id', cid, 'name', CALLBACK_TASK, 'queue', CALLBACK_QUEUE,
-    'status', 'PENDING', 'priority', 0, 'attempts', 0, 'retries', 0, 'max_retries', CALLBACK_MAX_RETRIES,
-    'options', '{}', 'created_at', now, 'parent_id', id,
-    'args', cjson.encode({ task_id = id, url = f[1] }))
-  index_new(cid, CALLBACK_QUEUE, CALLBACK_TASK, now)
-  rcall('HSET', key, 'callback', cjson.encode({ url = f[1], status = 'pending', attempts = 0 }))
+    'status', 'PENDING', 'priority', '0', 'attempts', '0', 'retries', '0', 'max_retries', CALLBACK_MAX_RETRIES,
+    'options', '{}', 'created_at', now_s, 'parent_id', id,
+    'args', cjson.encode({ task_id = id, url = t.callback_url }))
+  index_new(cid, CALLBACK_QUEUE, CALLBACK_TASK, now_s)
+  rcall('HSET', key, 'callback', cjson.encode({ url = t.callback_url, status = 'pending', attempts = 0 }))
   make_ready(cid, queue_prefix .. CALLBACK_QUEUE, wake_prefix .. CALLBACK_QUEUE, 0, false)
   emit('enqueued', cid, CALLBACK_QUEUE, 'PENDING')
 end

@@ -4,7 +4,8 @@
   registration defaults (a task_defaults HASH field), which then fill the options
   left unset (priority, max_retries, expires and the stored options).
   Indexes the task for listing (includes/index).
-  Uses the script's locals: rcall, now, idx_prefix. ]]
+  Uses the script's locals: rcall, now, idx_prefix, and now_s (includes/emit). ]]
+--- @include "includes/emit"
 --- @include "includes/index"
 
 -- Writes the record of task `id` to `key`: the fields every new task has, then
@@ -13,8 +14,8 @@
 -- pairs already carry (ms, 0: none). Returns the task's priority.
 local function create_task(key, id, name, queue, opts, priority, first, last, defaults, expires_at)
   rcall('HSET', key, 'id', id, 'name', name, 'queue', queue, 'status', 'PENDING', 'priority', priority,
-    'attempts', 0, 'retries', 0, 'options', opts, 'created_at', now, unpack(ARGV, first, last))
-  index_new(id, queue, name, now)
+    'attempts', '0', 'retries', '0', 'options', opts, 'created_at', now_s, unpack(ARGV, first, last))
+  index_new(id, queue, name, now_s)
   if not defaults or defaults == '{}' then return priority end
   local merged = cjson.decode(opts)
   for k, v in pairs(cjson.decode(defaults)) do

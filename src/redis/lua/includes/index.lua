@@ -14,12 +14,13 @@ end
 
 -- Counts a task of `queue` reaching a final state in this minute's bucket of
 -- a HASH (minute → count) that keeps the last 16 minutes.
+local this_minute = math.floor(now / 60000)
+local this_minute_s = string.format('%d', this_minute)
 local function count_finished(queue)
   if not queue then return end
-  local minute = math.floor(now / 60000)
   local key = idx_prefix .. 'done:' .. queue
-  if rcall('HINCRBY', key, minute, 1) == 1 then
-    rcall('HDEL', key, minute - 16)
+  if rcall('HINCRBY', key, this_minute_s, '1') == 1 then
+    rcall('HDEL', key, string.format('%d', this_minute - 16))
     rcall('PEXPIRE', key, 960000)
   end
 end

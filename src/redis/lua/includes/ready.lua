@@ -5,7 +5,7 @@
 local PRIORITY_BAND = 17592186044416
 
 local function ready_score(priority, seq)
-  return (9 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq
+  return string.format('%d', (9 - (tonumber(priority) or 0)) * PRIORITY_BAND + seq)
 end
 
 -- Puts a task on its queue (at the back of its priority, or the front) and wakes
@@ -14,5 +14,5 @@ end
 local function make_ready(id, queue_key, wake_key, priority, front)
   local seq = front and 0 or rcall('INCR', seq_key)
   rcall('ZADD', queue_key, ready_score(priority, seq), id)
-  return rcall('ZADD', wake_key, 0, 'w')
+  return rcall('ZADD', wake_key, '0', 'w')
 end

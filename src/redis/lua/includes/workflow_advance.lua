@@ -25,7 +25,7 @@ end
 
 -- A workflow ends: record it, let it expire with its tasks, tell waiters.
 local function finish_workflow(wkey, wid, status, result)
-  rcall('HSET', wkey, 'status', status, 'finished_at', now)
+  rcall('HSET', wkey, 'status', status, 'finished_at', now_s)
   if result then rcall('HSET', wkey, 'result', result) end
   rcall('PEXPIRE', wkey, ttl)
   emit('workflow_' .. string.lower(status), wid, '', status)
@@ -36,10 +36,12 @@ end
 local function revoke_waiting_chain(id, reason)
   while id do
     local key = task_prefix .. id
-    local f = rcall('HMGET', key, 'status', 'next', 'queue', 'idempotency_key')
-    if not f[1] or FINAL[f[1]] then return end
-    finalize(id, key, 'REVOKED', revoked_result(reason), f[3], 'revoked', f[4], nil)
-    id = f[2]
+    local t = read_task(key, 'next')
+    if not t.status or FINAL[t.status] then return end
+    -- The workflow ends this chain itself: finalize must not advance it again.
+    t.workflow = nil
+    finalize(id, key, t, 'REVOKED', revoked_result(reason), 'revoked')
+    id = t.next
   end
 end
 
