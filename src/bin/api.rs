@@ -121,8 +121,11 @@ fn port(flag: Option<u16>) -> anyhow::Result<u16> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    celeriac::cli::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck { url }) = cli.command {
         let url = url.unwrap_or(format!("http://127.0.0.1:{}/healthz", port(None)?));

@@ -105,8 +105,11 @@ fn parse_log_level(s: &str) -> Result<String, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    celeriac::cli::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.common.log_format, &args.loglevel);
     let (redis, warning) = args.common.redis()?;
