@@ -212,10 +212,10 @@ impl Client {
     pub async fn wait(&self, id: Uuid, timeout: Duration) -> Result<TaskRecord, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let channel = self.queue.keys().done_channel(&id.to_string());
+        // Subscribed (and confirmed) before the first read, so a completion in
+        // between still wakes us; kept, so a wake-up costs one read.
+        let mut subscription = self.notifier.subscribe(channel).await?;
         loop {
-            // Subscribed (and confirmed) before the read: a completion in
-            // between still wakes us.
-            let mut subscription = self.notifier.subscribe(channel.clone()).await?;
             let record = self.get(id).await?.ok_or(ClientError::NotFound(id))?;
             if record.status.is_final() {
                 return Ok(record);

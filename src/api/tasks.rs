@@ -633,7 +633,7 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
 }
 
 /// Reads a record, holding the request until it is final or `wait` seconds pass.
-/// Subscribes to the record's completion channel before each read, so no
+/// Subscribes to the record's completion channel before the first read, so no
 /// completion is missed and nothing polls.
 pub(crate) async fn wait_final<T, F, Fut>(
     state: &AppState,
@@ -651,12 +651,10 @@ where
         return Ok(read().await?);
     }
     let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed (and confirmed) before the first read, and kept: a wake-up is
+    // followed by a read only, not by another SUBSCRIBE round trip.
+    let mut subscription = state.notifier.subscribe(channel).await.map_err(ApiError::from)?;
     loop {
-        let mut subscription = state
-            .notifier
-            .subscribe(channel.clone())
-            .await
-            .map_err(ApiError::from)?;
         let record = read().await?;
         match &record {
             Some(r) if !is_final(r) && tokio::time::Instant::now() < deadline => {}
