@@ -93,13 +93,13 @@ pub fn first_env(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
-/// The binaries' tokio runtime (multi-threaded, one worker per core), after
+/// The binaries' tokio runtime (`threads` workers, default one per core), after
 /// capping glibc's malloc at one arena: glibc gives each thread that meets a
 /// locked arena its own (up to 8 per core), each keeping freed memory around.
 /// One arena kept the API's RSS under e2e load 2–3 MiB lower with no measurable
 /// loss of throughput (`bench/`); `MALLOC_ARENA_MAX` in the environment still wins.
 #[allow(unsafe_code)]
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         unsafe extern "C" {
@@ -113,5 +113,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
             mallopt(M_ARENA_MAX, 1);
         }
     }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build()
 }

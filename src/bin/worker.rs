@@ -106,7 +106,7 @@ fn parse_log_level(s: &str) -> Result<String, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    celeriac::cli::runtime()?.block_on(run())
+    celeriac::cli::runtime(None)?.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
