@@ -5,11 +5,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Queue, parse_id};
-pub use crate::redis::scripts::Completion;
+pub use crate::redis::scripts::{COMPLETE_BATCH_MAX, Completion};
 use crate::{
     error::Result,
     model::{ClaimedTask, TaskOptions, now_ms},
-    redis::scripts::{self, COMPLETE_BATCH_MAX, FailArgs},
+    redis::scripts::{self, FailArgs},
 };
 
 /// The outcome of a claim.

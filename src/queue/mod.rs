@@ -28,7 +28,7 @@ mod workflows;
 
 use uuid::Uuid;
 
-pub use lease::{Claim, Completion, Failure};
+pub use lease::{COMPLETE_BATCH_MAX, Claim, Completion, Failure};
 pub use listing::{ALL_STATUSES, BatchRefused, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;
 pub use tasks::{Cancel, Enqueue};

@@ -7,8 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     error::{QueueError, Result},
-    queue::{Completion, Queue},
-    redis::scripts::COMPLETE_BATCH_MAX,
+    queue::{COMPLETE_BATCH_MAX, Completion, Queue},
 };
 
 /// One success waiting to be recorded, and who waits for the answer.
