@@ -29,15 +29,8 @@ else
 	section "examples: custom_worker + producer against a private redis-server"
 	unset CELERIAC_NAMESPACE REDIS_URL
 	redis_port=
-	free_port redis_port
-	mkdir -p "$ci_work/redis"
-	start redis-server "$ci_work/redis.log" redis-server --bind 127.0.0.1 --port "$redis_port" \
-		--save '' --appendonly no --dir "$ci_work/redis" --daemonize no
+	start_redis redis-server "$ci_work/redis" redis_port
 	redis_pid=$last_pid
-	for _ in $(seq 50); do
-		port_in_use "$redis_port" && break
-		sleep 0.1
-	done
 	export CELERIAC_BROKER_URL=redis://127.0.0.1:$redis_port RUST_LOG=${RUST_LOG:-info}
 
 	start custom_worker "$ci_work/worker.log" "$examples/custom_worker"

@@ -109,14 +109,8 @@ EOF
 start_stack() {
 	local name=$1 rport aport hport
 	shift
-	free_port rport && free_port aport && free_port hport || return 1
-	start "redis-server ($name)" "$ci_work/$name-redis.log" \
-		redis-server --bind 127.0.0.1 --port "$rport" --save "" --appendonly no --dir "$ci_work"
+	start_redis "$name" "$ci_work/$name-redis" rport && free_port aport && free_port hport || return 1
 	local redis_url=redis://127.0.0.1:$rport
-	for _ in $(seq 50); do
-		port_in_use "$rport" && break
-		sleep 0.1
-	done
 	start "celeriac-api ($name)" "$ci_work/$name-api.log" \
 		env CELERIAC_BROKER_URL="$redis_url" PORT="$aport" RUST_LOG=warn "$@" "$bin_dir/celeriac-api" --host 127.0.0.1
 	local api_pid=$last_pid

@@ -208,6 +208,23 @@ free_port() {
 	return 1
 }
 
+# start_redis NAME DIR VAR: a private redis-server (no persistence) on a free port, with
+# its data in DIR; the port goes to VAR, the pid to $last_pid. Returns once the port
+# answers (or after 5 s: the callers' own checks then report what is missing).
+start_redis() {
+	# (not `port`: free_port's own local of that name would take the value)
+	local name=$1 dir=$2 redis_free
+	free_port redis_free || return 1
+	printf -v "$3" '%s' "$redis_free"
+	mkdir -p "$dir"
+	start "redis-server ($name)" "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$redis_free" \
+		--save '' --appendonly no --dir "$dir" --daemonize no
+	for _ in $(seq 50); do
+		port_in_use "$redis_free" && break
+		sleep 0.1
+	done
+}
+
 # http METHOD URL: print "<status> <body>" (000 when unreachable), with
 # "Authorization: Bearer $CELERIAC_CI_TOKEN" when that is set. Plain bash over
 # /dev/tcp, so it needs no curl; HTTP/1.1 with Connection: close, bodies up to 64 KiB.

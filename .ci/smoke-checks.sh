@@ -301,15 +301,8 @@ else
 	export CELERIAC_CI_TOKEN=$CI_TOKEN
 
 	redis_port=
-	free_port redis_port
-	mkdir -p "$ci_work/redis"
-	start redis-server "$ci_work/redis.log" redis-server --bind 127.0.0.1 --port "$redis_port" \
-		--save '' --appendonly no --dir "$ci_work/redis" --daemonize no
+	start_redis redis-server "$ci_work/redis" redis_port
 	redis_pid=$last_pid
-	for _ in $(seq 50); do
-		port_in_use "$redis_port" && break
-		sleep 0.1
-	done
 	broker=redis://127.0.0.1:$redis_port/0
 
 	roles_checks "$broker"
