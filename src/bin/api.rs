@@ -140,7 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     if let Some(Command::Inspect { what, json, common }) = cli.command {
-        std::process::exit(inspect(what, json, &common).await);
+        std::process::exit(query(Query::Inspect(what), json, &common).await);
     }
     if let Some(Command::Tasks {
         status,
@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        std::process::exit(tasks(&filter, limit.clamp(1, 500), json, &common).await);
+        std::process::exit(query(Query::Tasks(filter, limit.clamp(1, 500)), json, &common).await);
     }
     let args = cli.serve;
     telemetry::init(args.common.log_format, "info");
@@ -211,39 +211,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `tasks`; prints the answer, or a one-line error. Returns the exit code.
-async fn tasks(filter: &celeriac::queue::TaskFilter, limit: usize, json: bool, common: &CommonArgs) -> i32 {
-    let run = async {
-        let (redis, _) = common.redis()?;
-        redis.validate()?;
-        let url = celeriac::config::redact_url(&redis.url);
-        let queue = celeriac::Queue::connect(&redis, common.engine())?;
-        celeriac::inspect::list_tasks(&queue, filter, limit, json, Duration::from_secs(3))
-            .await
-            .with_context(|| format!("cannot reach redis at {url}"))
-    };
-    match run.await {
-        Ok(text) => {
-            println!("{text}");
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            1
-        }
-    }
+/// A read-only command answered from Redis.
+enum Query {
+    /// `inspect <what>`.
+    Inspect(celeriac::inspect::Inspect),
+    /// `tasks`: a filter and the most tasks to list.
+    Tasks(celeriac::queue::TaskFilter, usize),
 }
 
-/// Runs `inspect`; prints the answer, or a one-line error. Returns the exit code.
-async fn inspect(what: celeriac::inspect::Inspect, json: bool, common: &CommonArgs) -> i32 {
+/// Runs a read-only command; prints the answer, or a one-line error. Returns the exit code.
+async fn query(query: Query, json: bool, common: &CommonArgs) -> i32 {
     let run = async {
         let (redis, _) = common.redis()?;
         redis.validate()?;
         let url = celeriac::config::redact_url(&redis.url);
         let queue = celeriac::Queue::connect(&redis, common.engine())?;
-        celeriac::inspect::inspect(&queue, what, json, Duration::from_secs(3))
-            .await
-            .with_context(|| format!("cannot reach redis at {url}"))
+        let timeout = Duration::from_secs(3);
+        match &query {
+            Query::Inspect(what) => celeriac::inspect::inspect(&queue, *what, json, timeout).await,
+            Query::Tasks(filter, limit) => celeriac::inspect::list_tasks(&queue, filter, *limit, json, timeout).await,
+        }
+        .with_context(|| format!("cannot reach redis at {url}"))
     };
     match run.await {
         Ok(text) => {
