@@ -441,3 +441,22 @@ pub fn started_ids(redis: &TestRedis, ns: &str) -> Vec<String> {
         .filter_map(|e| e.get::<String>("task_id"))
         .collect()
 }
+
+/// Runs `celeriac-api <subcommand> <args>` (`inspect`, `tasks`) against a namespace;
+/// returns (exit code, stdout, stderr).
+pub fn api_cli(subcommand: &str, redis_url: &str, ns: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_celeriac-api"))
+        .arg(subcommand)
+        .args(args)
+        .env_remove("CELERY_BROKER_URI")
+        .env_remove("REDIS_URL")
+        .env("CELERIAC_BROKER_URL", redis_url)
+        .env("CELERIAC_NAMESPACE", ns)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

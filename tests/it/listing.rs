@@ -9,7 +9,7 @@ use std::{
 use redis::Commands;
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, TestRedis, Worker, queue, task_events, unique_ns};
+use crate::helpers::{Api, TestRedis, Worker, api_cli, queue, task_events, unique_ns};
 
 async fn get_json(api: &Api, path: &str) -> (u16, Value) {
     let resp = api.http.get(api.url(path)).send().await.unwrap();
@@ -431,23 +431,6 @@ async fn purge_revokes_waiting_tasks_only_and_the_dead_letter_lists_and_requeues
     assert_eq!(q.claim(&p, 1, "w").await.unwrap().tasks[0].id, running.id);
 }
 
-fn cli_tasks(redis_url: &str, ns: &str, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_celeriac-api"))
-        .arg("tasks")
-        .args(args)
-        .env_remove("CELERY_BROKER_URI")
-        .env_remove("REDIS_URL")
-        .env("CELERIAC_BROKER_URL", redis_url)
-        .env("CELERIAC_NAMESPACE", ns)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn the_tasks_cli_lists_and_filters_from_redis() {
     let redis = TestRedis::start();
@@ -461,12 +444,13 @@ async fn the_tasks_cli_lists_and_filters_from_redis() {
         ],
     )
     .await;
-    let (code, out, err) = cli_tasks(&redis.url(), &ns, &["--queue", "a", "--json"]);
+    let (code, out, err) = api_cli("tasks", &redis.url(), &ns, &["--queue", "a", "--json"]);
     assert_eq!(code, 0, "{err}");
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["task_id"], ids[0].as_str());
-    let (code, out, _) = cli_tasks(
+    let (code, out, _) = api_cli(
+        "tasks",
         &redis.url(),
         &ns,
         &["--status", "pending", "--name", "add", "--limit", "5"],
@@ -476,9 +460,9 @@ async fn the_tasks_cli_lists_and_filters_from_redis() {
     assert!(lines[0].starts_with("TASK ID"), "{out}");
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[1].contains(&ids[1]) && lines[1].contains("PENDING"), "{out}");
-    let (code, out, _) = cli_tasks(&redis.url(), &ns, &["--status", "SUCCESS"]);
+    let (code, out, _) = api_cli("tasks", &redis.url(), &ns, &["--status", "SUCCESS"]);
     assert_eq!((code, out.trim()), (0, "(none)"));
-    let (code, _, err) = cli_tasks("redis://127.0.0.1:1", &ns, &[]);
+    let (code, _, err) = api_cli("tasks", "redis://127.0.0.1:1", &ns, &[]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
 }

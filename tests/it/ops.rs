@@ -1,15 +1,12 @@
 //! Operations (issue 8): worker status, running tasks, live events, metrics,
 //! request ids and the inspect CLI, against real binaries and a real Redis.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, TestRedis, Worker, unique_ns};
+use crate::helpers::{Api, TestRedis, Worker, api_cli, unique_ns};
 
 /// Fast heartbeats: NOT_RESPONDING after 1.5 s of silence.
 const FAST: [&str; 6] = [
@@ -95,24 +92,6 @@ async fn a_terminated_worker_is_stopped_at_once_then_pruned_after_retention() {
     assert!(!exists);
 }
 
-/// Runs `celeriac-api inspect <args>`; returns (exit code, stdout, stderr).
-fn inspect(redis_url: &str, ns: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_celeriac-api"))
-        .arg("inspect")
-        .args(args)
-        .env_remove("CELERY_BROKER_URI")
-        .env_remove("REDIS_URL")
-        .env("CELERIAC_BROKER_URL", redis_url)
-        .env("CELERIAC_NAMESPACE", ns)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn running_tasks_are_listed_per_worker_per_queue_and_by_the_cli() {
     let redis = TestRedis::start();
@@ -159,23 +138,23 @@ async fn running_tasks_are_listed_per_worker_per_queue_and_by_the_cli() {
     assert_eq!(q["enqueued_last_min"], 3, "{q}");
     assert_eq!(q["is_paused"], false);
 
-    let (code, table, _) = inspect(&redis.url(), &ns, &["active"]);
+    let (code, table, _) = api_cli("inspect", &redis.url(), &ns, &["active"]);
     assert_eq!(code, 0);
     assert!(table.starts_with("TASK ID"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
-    let (code, json_out, _) = inspect(&redis.url(), &ns, &["active", "--json"]);
+    let (code, json_out, _) = api_cli("inspect", &redis.url(), &ns, &["active", "--json"]);
     assert_eq!(code, 0);
     let active: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(active.as_array().unwrap().len(), 2);
     assert_eq!(active[0]["worker"], worker.name.as_str());
-    let (_, workers, _) = inspect(&redis.url(), &ns, &["workers", "--json"]);
+    let (_, workers, _) = api_cli("inspect", &redis.url(), &ns, &["workers", "--json"]);
     let workers: Value = serde_json::from_str(&workers).unwrap();
     assert_eq!(workers[0]["status"], "ONLINE");
-    let (_, reserved, _) = inspect(&redis.url(), &ns, &["reserved", "--json"]);
+    let (_, reserved, _) = api_cli("inspect", &redis.url(), &ns, &["reserved", "--json"]);
     assert_eq!(reserved.trim(), "[]");
-    let (_, queues, _) = inspect(&redis.url(), &ns, &["queues"]);
+    let (_, queues, _) = api_cli("inspect", &redis.url(), &ns, &["queues"]);
     assert!(queues.lines().nth(1).unwrap().starts_with("media"), "{queues}");
-    let (_, registered, _) = inspect(&redis.url(), &ns, &["registered"]);
+    let (_, registered, _) = api_cli("inspect", &redis.url(), &ns, &["registered"]);
     assert!(registered.lines().any(|l| l == "sleep"), "{registered}");
 }
 
@@ -183,7 +162,7 @@ async fn running_tasks_are_listed_per_worker_per_queue_and_by_the_cli() {
 async fn the_cli_fails_fast_with_one_line_when_redis_is_unreachable() {
     let port = crate::helpers::free_port();
     let began = Instant::now();
-    let (code, out, err) = inspect(&format!("redis://127.0.0.1:{port}"), "x", &["workers"]);
+    let (code, out, err) = api_cli("inspect", &format!("redis://127.0.0.1:{port}"), "x", &["workers"]);
     assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
