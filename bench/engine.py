@@ -41,7 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from redis_cost import NS, Resp, commandstats, cpu_usec, freeports, post_tasks, stop, wait_ready  # noqa: E402
+from redis_cost import NS, commandstats, cpu_usec, freeports, post_tasks, start_redis, stop, wait_ready  # noqa: E402
 
 QUEUE = f"{{{NS}}}:queue:default"
 LEASES = f"{{{NS}}}:leases"
@@ -68,21 +68,9 @@ class Stack:
         self.rport, self.aport = freeports(2)
         self.env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"),
                         CELERIAC_BROKER_URL=f"redis://127.0.0.1:{self.rport}", CELERIAC_NAMESPACE=NS)
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            stdout=open(os.path.join(self.dir, "redis.log"), "wb"), stderr=subprocess.STDOUT)
+        self.redis, self.r = start_redis(self.rport, self.dir)
         self.api = None
         self.workers = []
-        for _ in range(100):
-            try:
-                self.r = Resp(self.rport)
-                self.r("PING")
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("redis-server did not start")
 
     def start_api(self):
         self.api = subprocess.Popen([os.path.join(self.args.bin_dir, "celeriac-api")],

@@ -23,7 +23,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_cost import Resp, freeports  # noqa: E402
+from redis_cost import freeports, start_redis  # noqa: E402
 
 NS = "bench"
 
@@ -74,15 +74,8 @@ def one(args, n):
     d = tempfile.mkdtemp(prefix="listing_cost-")
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-                                       "--dir", d], stdout=subprocess.DEVNULL))
-        for _ in range(50):
-            try:
-                r = Resp(rport)
-                r("PING")
-                break
-            except OSError:
-                time.sleep(0.1)
+        redis, r = start_redis(rport, d)
+        procs.append(redis)
         fill(rport, n)
         env = dict(os.environ, CELERIAC_BROKER_URL=f"redis://127.0.0.1:{rport}", CELERIAC_NAMESPACE=NS,
                    CELERIAC_AUTH="off", CELERIAC_HOST="127.0.0.1", PORT=str(aport), RUST_LOG="warn")

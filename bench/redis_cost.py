@@ -204,6 +204,23 @@ def pinned(cmd, cpu):
     return ["taskset", "-c", str(cpu)] + cmd
 
 
+def start_redis(port, d, cpu=None):
+    """A private redis-server (no persistence) on `port`, its data and log in `d`, pinned to
+    `cpu` when given; -> (the process, a Resp connection) once it answers PING."""
+    p = subprocess.Popen(
+        pinned(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", d], cpu), stdout=open(os.path.join(d, "redis.log"), "wb"), stderr=subprocess.STDOUT)
+    for _ in range(100):
+        try:
+            r = Resp(port)
+            r("PING")
+            return p, r
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError(f"redis-server on port {port} did not start (log in {d})")
+
+
 def one_run(args, i):
     rport, aport = freeports(2)
     d = tempfile.mkdtemp(prefix=f"redis_cost-{i}-")
@@ -219,16 +236,7 @@ def one_run(args, i):
                                 stdout=open(os.path.join(d, "worker.log"), "ab"), stderr=subprocess.STDOUT)
 
     try:
-        procs["redis"] = subprocess.Popen(
-            pinned(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", d], 0), stdout=open(os.path.join(d, "redis.log"), "wb"), stderr=subprocess.STDOUT)
-        for _ in range(50):
-            try:
-                r = Resp(rport)
-                r("PING")
-                break
-            except OSError:
-                time.sleep(0.1)
+        procs["redis"], r = start_redis(rport, d, cpu=0)
         procs["api"] = subprocess.Popen(pinned([api_bin], 1), env=dict(env, CELERIAC_HOST="127.0.0.1", PORT=str(aport),
                                                                     CELERIAC_AUTH=os.environ.get("CELERIAC_AUTH", "off")),
                                         stdout=open(os.path.join(d, "api.log"), "wb"), stderr=subprocess.STDOUT)
