@@ -17,9 +17,6 @@ pub enum QueueError {
     /// The task name is neither built in nor registered by a worker.
     #[error("unknown task name {0:?}")]
     UnknownTaskName(String),
-    /// A task with this id already exists.
-    #[error("task id already exists")]
-    DuplicateTask,
     /// The task record does not exist (never did, or expired).
     #[error("no such task")]
     NotFound,
@@ -61,7 +58,6 @@ impl QueueError {
     /// | -3 | the caller's lease was lost ([`QueueError::LeaseLost`]) |
     /// | -4 | the task's or its workflow's state does not allow this ([`QueueError::Conflict`]) |
     /// | -5 | unknown task name ([`QueueError::UnknownTaskName`]) |
-    /// | -6 | the task id exists ([`QueueError::DuplicateTask`]) |
     pub fn from_script_code(code: i64, name: &str) -> Result<i64, Self> {
         match code {
             c if c > 0 => Ok(c),
@@ -70,7 +66,6 @@ impl QueueError {
             -3 => Err(Self::LeaseLost),
             -4 => Err(Self::Conflict),
             -5 => Err(Self::UnknownTaskName(name.to_owned())),
-            -6 => Err(Self::DuplicateTask),
             c => Err(Self::UnexpectedReply(c)),
         }
     }

@@ -119,7 +119,6 @@ impl From<QueueError> for ApiError {
             QueueError::Conflict | QueueError::NotRunning | QueueError::LeaseLost => {
                 Self::conflict("the task's status does not allow this")
             }
-            QueueError::DuplicateTask => Self::conflict("a task with this id exists already"),
             QueueError::UnknownTaskName(name) => Self::unknown_task(&name, Vec::new()),
             e => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");

@@ -6,4 +6,3 @@ local NOT_RUNNING = -2   -- the transition needs a STARTED task
 local LEASE_LOST = -3    -- the caller's lease token is not the task's (another worker owns it)
 local WRONG_STATE = -4   -- the task's (or its workflow's) state does not allow this
 local UNKNOWN_NAME = -5  -- the task name is not registered (the reply names it)
-local TASK_EXISTS = -6   -- a task with this id already exists
