@@ -20,6 +20,7 @@ local idx_prefix = ARGV[10]
 --- @include "includes/finalize"
 
 local codes, done = {}, {}
+finished_tally = {}
 for k = 4, #KEYS do
   local a = 11 + (k - 4) * 3
   local id, token, result, task_key = ARGV[a], ARGV[a + 1], ARGV[a + 2], KEYS[k]
@@ -38,4 +39,5 @@ for k = 4, #KEYS do
   end
 end
 if #done > 0 then rcall('ZREM', leases_key, unpack(done)) end
+flush_finished()
 return codes

@@ -20,8 +20,10 @@ local finalize
 finalize = function(id, key, t, status, result, event)
   index_status(id, t.status, status, t.created_at)
   rcall('HSET', key, 'status', status, 'result', result or 'null', 'finished_at', now_s)
-  -- A final task holds no lease and waits for nothing: its `eta` (a retry's, a countdown's) goes.
-  if t.lease or t.waiting or t.eta then rcall('HDEL', key, 'lease', 'waiting', 'eta') end
+  -- A final task waits for nothing: its `eta` (a retry's, a countdown's) goes. Its
+  -- last `lease` token stays (no command per task): a lease is only honoured
+  -- while the status is STARTED (includes/lease_guard), and no reader shows it.
+  if t.waiting or t.eta then rcall('HDEL', key, 'waiting', 'eta') end
   rcall('PEXPIRE', key, ttl)
   count_finished(t.queue)
   if t.idempotency_key then rcall('PEXPIRE', idem_prefix .. t.idempotency_key, ttl) end
