@@ -305,12 +305,13 @@ impl Queue {
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn().await?).await?;
         hashes
             .into_iter()
-            .map(|h| {
+            .zip(ids)
+            .map(|(h, id)| {
                 if h.is_empty() {
-                    Ok(None)
-                } else {
-                    codec::task_from_hash(h).map(Some)
+                    return Ok(None);
                 }
+                let id = id.parse().map_err(|_| QueueError::Corrupt(format!("task id {id:?}")))?;
+                codec::task_from_hash(id, h).map(Some)
             })
             .collect()
     }

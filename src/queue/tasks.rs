@@ -62,7 +62,7 @@ impl Queue {
         if hash.is_empty() {
             return Ok(None);
         }
-        codec::task_from_hash(hash).map(Some)
+        codec::task_from_hash(*id, hash).map(Some)
     }
 
     /// Cancels a task. `Err(Conflict)` when it is already final, `Err(NotFound)` when unknown.

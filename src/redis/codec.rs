@@ -13,8 +13,10 @@ use crate::{
     model::{CallbackState, TaskOptions, TaskRecord, TaskStatus, WorkflowKind, WorkflowRecord},
 };
 
-/// Reads a task record from the fields of its hash (the table in `keys.rs`).
-pub fn task_from_hash(mut h: HashMap<String, String>) -> Result<TaskRecord> {
+/// Reads the record of task `id` from the fields of its hash (the table in
+/// `keys.rs`). The id is the key's: records of older versions also kept it in an
+/// `id` field, which is ignored; `attempts` and `retries` are absent until they count.
+pub fn task_from_hash(id: Uuid, mut h: HashMap<String, String>) -> Result<TaskRecord> {
     let corrupt = |what: &str| QueueError::Corrupt(format!("task field {what}"));
     let mut take = |k: &str| h.remove(k).filter(|v| !v.is_empty());
     let json = |v: Option<String>| v.and_then(|s| serde_json::from_str::<Value>(&s).ok());
@@ -23,7 +25,6 @@ pub fn task_from_hash(mut h: HashMap<String, String>) -> Result<TaskRecord> {
             .and_then(DateTime::from_timestamp_millis)
     };
     let num = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
-    let id = take("id").and_then(|s| s.parse().ok()).ok_or_else(|| corrupt("id"))?;
     let status = take("status")
         .as_deref()
         .and_then(TaskStatus::parse)

@@ -276,7 +276,6 @@ pub async fn fire(conn: &mut impl ConnectionLike, keys: &Keys, events_maxlen: u6
     let id = Uuid::new_v4();
     let id_str = id.to_string();
     let record = json!({
-        "id": id_str,
         "name": s.task,
         "queue": s.queue,
         "args": s.args.to_string(),

@@ -1,8 +1,8 @@
 --[[ schedule_fire: fire one due time of a schedule (enqueue its task) and advance
   the schedule, in one call keyed by (schedule, due time). Self-contained: the task
   record is written field for field as enqueue.lua writes it (status PENDING,
-  priority, max_retries, attempts, retries, options merged with the task's
-  registered defaults, expires_at, then id/name/queue/args/created_at/schedule).
+  priority, max_retries, options merged with the task's
+  registered defaults, expires_at, then name/queue/args/created_at/schedule).
 
   Exactly once: a mode "due"/"skip" call fires only if the caller's fencing token
   is the current leader's, the schedule's version is the one the caller computed
@@ -54,7 +54,7 @@ end
 local o = cjson.decode(opts)
 local priority = math.max(0, math.min(9, tonumber(o.priority) or 0))
 local fields = { 'status', 'PENDING', 'priority', priority, 'max_retries', tonumber(o.max_retries) or 0,
-  'attempts', 0, 'retries', 0, 'options', opts }
+  'options', opts }
 for k, v in pairs(cjson.decode(rec)) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v

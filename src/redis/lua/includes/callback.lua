@@ -23,8 +23,8 @@ end
 local function queue_callback(id, key, t)
   if t.name == CALLBACK_TASK then return end
   local cid = derived_uuid('callback:' .. id .. ':' .. rcall('INCR', seq_key))
-  rcall('HSET', task_prefix .. cid, 'id', cid, 'name', CALLBACK_TASK, 'queue', CALLBACK_QUEUE,
-    'status', 'PENDING', 'priority', '0', 'attempts', '0', 'retries', '0', 'max_retries', CALLBACK_MAX_RETRIES,
+  rcall('HSET', task_prefix .. cid, 'name', CALLBACK_TASK, 'queue', CALLBACK_QUEUE,
+    'status', 'PENDING', 'priority', '0', 'max_retries', CALLBACK_MAX_RETRIES,
     'options', '{}', 'created_at', now_s, 'parent_id', id,
     'args', cjson.encode({ task_id = id, url = t.callback_url }))
   index_new(cid, CALLBACK_QUEUE, CALLBACK_TASK, now_s)

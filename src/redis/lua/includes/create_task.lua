@@ -13,8 +13,10 @@
 -- or nil) over `opts` (the options JSON as given). `expires_at` is the expiry the
 -- pairs already carry (ms, 0: none). Returns the task's priority.
 local function create_task(key, id, name, queue, opts, priority, first, last, defaults, expires_at)
-  rcall('HSET', key, 'id', id, 'name', name, 'queue', queue, 'status', 'PENDING', 'priority', priority,
-    'attempts', '0', 'retries', '0', 'options', opts, 'created_at', now_s, unpack(ARGV, first, last))
+  -- No `id` (the key holds it) and no zero `attempts`/`retries` (absent reads as 0):
+  -- fewer bytes per queued task and fewer arguments per call.
+  rcall('HSET', key, 'name', name, 'queue', queue, 'status', 'PENDING', 'priority', priority,
+    'options', opts, 'created_at', now_s, unpack(ARGV, first, last))
   index_new(id, queue, name, now_s)
   if not defaults or defaults == '{}' then return priority end
   local merged = cjson.decode(opts)
