@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Redis CPU per task lifecycle (enqueue + claim + complete), from Redis' own counters.
 
-  bench/redis_cost.py [--n 5000] [--bin-dir target/release] [--concurrency 16] [--runs 1]
+  bench/redis_cost.py [--n 5000] [--bin-dir target/release] [--concurrency 16] [--runs 1] [--detail]
 
 Starts a private redis-server on a free port, a release celeriac-api and
 celeriac-worker (as bench/run.sh does), waits for one noop round trip, then:
@@ -333,6 +333,10 @@ def one_run(args, i):
         "drain_s": round(drain_s, 2),
     }
     log(f"run {i}: {out}")
+    if args.detail:
+        for phase, st in (("enqueue", enq), ("drain", drained)):
+            rows = sorted(((u, c, name) for name, (c, u) in st.items() if name not in ours), reverse=True)
+            log(f"{phase}, per task: " + ", ".join(f"{name} {c / n:.2f}x {u / n:.2f}us" for u, c, name in rows))
     return out
 
 
@@ -343,6 +347,7 @@ def main():
                                                       "release"))
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--detail", action="store_true", help="log each command's calls and usec per task")
     args = ap.parse_args()
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         os.sched_setaffinity(0, {1})  # the HTTP client shares CPU 1 with the API and worker
