@@ -27,9 +27,10 @@ RUN mkdir -p src/bin \
     && rm -rf src
 
 # The real sources (the Lua scripts under src/redis/lua and the dashboard under ui/ are
-# embedded with include_str!/include_bytes!).
+# embedded with include_str!/include_bytes!), and build.rs (link flags of the binaries).
 # Removing the stub's fingerprints forces cargo to rebuild the crate itself, whatever
 # the mtimes of the copied files.
+COPY build.rs ./
 COPY ui ./ui
 COPY src ./src
 RUN rm -rf target/release/.fingerprint/celeriac-* \
