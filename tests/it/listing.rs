@@ -344,6 +344,72 @@ async fn the_library_batch_and_listing_drop_entries_of_expired_records() {
 }
 
 #[tokio::test]
+async fn a_batch_queues_by_priority_then_in_batch_order_and_lists_every_member() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, celeriac::config::EngineConfig::default());
+    // Two queues, two priorities, a delayed member: (queue, priority, countdown).
+    let spec = [
+        ("a", 0, false),
+        ("a", 5, false),
+        ("b", 0, false),
+        ("a", 0, false),
+        ("a", 5, true),
+        ("a", 5, false),
+    ];
+    let tasks: Vec<_> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, (queue, priority, later))| {
+            let mut t = celeriac::model::NewTask::new("noop", json!({"i": i}));
+            t.queue = (*queue).to_owned();
+            t.options.priority = Some(*priority);
+            if *later {
+                t.eta = Some(chrono::Utc::now() + chrono::Duration::seconds(60));
+            }
+            t
+        })
+        .collect();
+    let ids: Vec<String> = q
+        .enqueue_batch(&tasks, |_| false)
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    let k = q.keys();
+    let mut conn = redis.conn();
+    // Queue a: priority 5 first, each priority in batch order; the delayed one waits.
+    let a: Vec<String> = conn.zrange(k.queue("a"), 0, -1).unwrap();
+    assert_eq!(a, [ids[1].clone(), ids[5].clone(), ids[0].clone(), ids[3].clone()]);
+    let b: Vec<String> = conn.zrange(k.queue("b"), 0, -1).unwrap();
+    assert_eq!(b, [ids[2].clone()]);
+    let delayed: Vec<String> = conn.zrange(k.delayed("a"), 0, -1).unwrap();
+    assert_eq!(delayed, [ids[4].clone()]);
+    // Both queues are known and woken; every member is in its listing indexes.
+    let mut queues: Vec<String> = conn.smembers(k.queues()).unwrap();
+    queues.sort();
+    assert_eq!(queues, ["a", "b"]);
+    for queue in ["a", "b"] {
+        let marker: Option<f64> = conn.zscore(k.wake(queue), "w").unwrap();
+        assert!(marker.is_some(), "queue {queue} not woken");
+    }
+    let pending: u64 = conn.zcard(k.status_index("PENDING")).unwrap();
+    let in_a: u64 = conn.zcard(k.queue_index("a")).unwrap();
+    let named: u64 = conn.zcard(k.name_index("noop")).unwrap();
+    assert_eq!((pending, in_a, named), (6, 5, 6));
+    let filter = celeriac::queue::TaskFilter {
+        queue: Some("b".into()),
+        ..Default::default()
+    };
+    assert_eq!(q.list_tasks(&filter, 10, None).await.unwrap().ids, [ids[2].clone()]);
+    // The next single enqueue goes behind the batch in FIFO order.
+    let later = q.enqueue(&tasks[0], false).await.unwrap().id.to_string();
+    let a: Vec<String> = conn.zrange(k.queue("a"), 0, -1).unwrap();
+    assert_eq!(a.last(), Some(&later));
+}
+
+#[tokio::test]
 async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     let redis = TestRedis::start();
     let ns = unique_ns();

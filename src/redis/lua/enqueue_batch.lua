@@ -1,6 +1,9 @@
 --[[ enqueue_batch: create many tasks in one call, all or nothing: every name is
   checked before the first record is written. Each task is made ready, or
   delayed until it is due, as enqueue.lua does (no parent, no idempotency key).
+  Per task only its record (HSET) and its event (XADD) are a command each: the
+  listing entries, the queue entries and the FIFO numbers are written once per
+  key for the whole batch.
   KEYS[1] queues SET   KEYS[2] task_names SET   KEYS[3] task_defaults HASH
   KEYS[4] seq STRING   KEYS[5] events STREAM
   then per task, from KEYS[6]: task HASH, its queue ZSET, delayed ZSET, wake ZSET
@@ -33,8 +36,17 @@ while b <= #ARGV do
   end
   b = b + 9 + pairs_n
 end
+-- The FIFO numbers of the ready tasks, reserved at once, handed out in batch order.
+local ready_n = 0
+for _, t in ipairs(tasks) do
+  if t.due <= now then ready_n = ready_n + 1 end
+end
+local seq = ready_n > 0 and rcall('INCRBY', seq_key, ready_n) - ready_n or 0
 -- Registration defaults, looked up once per name.
 local defaults = {}
+-- Queue entries per queue ZSET, and the wake ZSET of each queue that got some.
+local ready, woken = {}, {}
+new_entries = {}
 for _, t in ipairs(tasks) do
   local d = defaults[t.name]
   if d == nil then
@@ -43,14 +55,30 @@ for _, t in ipairs(tasks) do
   end
   local priority = create_task(t.key, t.id, t.name, t.queue, t.opts, t.priority, t.first, t.last, d or nil,
     t.expires_at)
-  local unmarked, event
+  local event
   if t.due > now then
     rcall('ZADD', t.delayed_key, t.due, t.id)
-    unmarked, event = rcall('ZADD', t.wake_key, 0, 'w'), 'delayed'
+    event = 'delayed'
   else
-    unmarked, event = make_ready(t.id, t.queue_key, t.wake_key, priority, false), 'enqueued'
+    seq = seq + 1
+    local q = ready[t.queue_key]
+    if not q then
+      q = {}
+      ready[t.queue_key] = q
+    end
+    q[#q + 1] = ready_score(priority, seq)
+    q[#q + 1] = t.id
+    event = 'enqueued'
   end
-  if unmarked == 1 then rcall('SADD', queues_key, t.queue) end
+  woken[t.wake_key] = t.queue
   emit(event, t.id, t.queue, 'PENDING')
+end
+flush_new_entries()
+for key, q in pairs(ready) do
+  for i = 1, #q, 2000 do rcall('ZADD', key, unpack(q, i, math.min(i + 1999, #q))) end
+end
+-- One wake-up per queue, as make_ready does per task (includes/ready).
+for wake_key, queue in pairs(woken) do
+  if rcall('ZADD', wake_key, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end
 end
 return { 1, '', #tasks }
