@@ -104,10 +104,11 @@ pub(super) fn task_spec<'a>(
     let options_json = serde_json::to_string(o).unwrap_or_else(|_| "{}".to_owned());
     // id, name, queue, status, priority, options, counters and created_at are
     // written by the script from its own arguments.
-    let mut fields = vec![
-        ("args", task.args.to_string()),
-        ("max_retries", o.max_retries.unwrap_or(0).to_string()),
-    ];
+    // A zero max_retries is not written: absent reads as 0, as for the counters.
+    let mut fields = vec![("args", task.args.to_string())];
+    if let Some(n) = o.max_retries.filter(|&n| n > 0) {
+        fields.push(("max_retries", n.to_string()));
+    }
     if let Some(parent) = task.parent_id {
         fields.push(("parent_id", parent.to_string()));
     }

@@ -573,12 +573,14 @@ pub async fn enqueue_batch(
         .key(k.seq())
         .key(k.events());
     for (t, _) in tasks {
-        inv.key(k.task(t.id))
-            .key(k.queue(t.queue))
-            .key(k.delayed(t.queue))
-            .key(k.wake(t.queue));
+        inv.key(k.task(t.id));
     }
-    inv.arg(ctx.now_ms).arg(ctx.events_maxlen).arg(k.index_prefix());
+    inv.arg(ctx.now_ms)
+        .arg(ctx.events_maxlen)
+        .arg(k.index_prefix())
+        .arg(k.queue_prefix())
+        .arg(k.delayed_prefix())
+        .arg(k.wake_prefix());
     for (t, due_ms) in tasks {
         inv.arg(t.id)
             .arg(t.name)

@@ -6,31 +6,32 @@
   key for the whole batch.
   KEYS[1] queues SET   KEYS[2] task_names SET   KEYS[3] task_defaults HASH
   KEYS[4] seq STRING   KEYS[5] events STREAM
-  then per task, from KEYS[6]: task HASH, its queue ZSET, delayed ZSET, wake ZSET
+  then per task, from KEYS[6]: its task HASH
   ARGV[1] now ms   ARGV[2] events MAXLEN   ARGV[3] listing index key prefix
-  then per task, from ARGV[4]: id, name, queue, "1": name must be registered,
+  ARGV[4] queue ZSET prefix   ARGV[5] delayed ZSET prefix   ARGV[6] wake ZSET prefix
+  (a batch has few queues: their keys are made once per queue, not sent per task)
+  then per task, from ARGV[7]: id, name, queue, "1": name must be registered,
   options JSON as given, priority (0-9), expires at ms (0: never), due ms (0: now),
   N, then N strings: the record's other fields as field/value pairs
   Returns: {1, ''} created | {-5, name, index (0-based)} unknown task name ]]
 local rcall = redis.call
 local queues_key, names_key, defaults_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, maxlen, idx_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local queue_prefix, delayed_prefix, wake_prefix = ARGV[4], ARGV[5], ARGV[6]
 --- @include "includes/codes"
 --- @include "includes/emit"
 --- @include "includes/ready"
 --- @include "includes/create_task"
 
 local tasks = {}
-local b = 4
+local b = 7
 local i = 0
 while b <= #ARGV do
   i = i + 1
   local pairs_n = tonumber(ARGV[b + 8])
-  local k = 6 + (i - 1) * 4
   tasks[i] = { id = ARGV[b], name = ARGV[b + 1], queue = ARGV[b + 2], opts = ARGV[b + 4],
     priority = ARGV[b + 5], expires_at = tonumber(ARGV[b + 6]), due = tonumber(ARGV[b + 7]),
-    first = b + 9, last = b + 8 + pairs_n, key = KEYS[k], queue_key = KEYS[k + 1],
-    delayed_key = KEYS[k + 2], wake_key = KEYS[k + 3] }
+    first = b + 9, last = b + 8 + pairs_n, key = KEYS[5 + i] }
   if ARGV[b + 3] == '1' and rcall('SISMEMBER', names_key, tasks[i].name) == 0 then
     return { UNKNOWN_NAME, tasks[i].name, i - 1 }
   end
@@ -57,28 +58,28 @@ for _, t in ipairs(tasks) do
     t.expires_at)
   local event
   if t.due > now then
-    rcall('ZADD', t.delayed_key, t.due, t.id)
+    rcall('ZADD', delayed_prefix .. t.queue, t.due, t.id)
     event = 'delayed'
   else
     seq = seq + 1
-    local q = ready[t.queue_key]
+    local q = ready[t.queue]
     if not q then
       q = {}
-      ready[t.queue_key] = q
+      ready[t.queue] = q
     end
     q[#q + 1] = ready_score(priority, seq)
     q[#q + 1] = t.id
     event = 'enqueued'
   end
-  woken[t.wake_key] = t.queue
+  woken[t.queue] = true
   emit(event, t.id, t.queue, 'PENDING')
 end
 flush_new_entries()
-for key, q in pairs(ready) do
-  for i = 1, #q, 2000 do rcall('ZADD', key, unpack(q, i, math.min(i + 1999, #q))) end
+for queue, q in pairs(ready) do
+  for i = 1, #q, 2000 do rcall('ZADD', queue_prefix .. queue, unpack(q, i, math.min(i + 1999, #q))) end
 end
 -- One wake-up per queue, as make_ready does per task (includes/ready).
-for wake_key, queue in pairs(woken) do
-  if rcall('ZADD', wake_key, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end
+for queue in pairs(woken) do
+  if rcall('ZADD', wake_prefix .. queue, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end
 end
 return { 1, '', #tasks }
