@@ -6,15 +6,21 @@
 #   NO_PERF=1 bench/profile.sh   only the e2e phase and CPU seconds per process (A/B runs)
 #   PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 bench/profile.sh
 #                                LD_PRELOAD for the API and the worker (try another malloc)
+#   FLAME=1 BIN=target/profiling/release bench/profile.sh
+#                                also call graphs and flamegraphs ({api,worker}.svg; needs
+#                                inferno: `cargo install inferno`) from binaries with line
+#                                tables, built apart so the release build stays as it is:
+#                                CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+#                                  CARGO_TARGET_DIR=target/profiling cargo build --release --bins
 #
 # Writes bench/results/profile-<stamp>/{api,worker,redis}.perf.data and .txt (flat profile by
 # symbol, then by shared object) and the harness output. Symbols come from the release
-# binaries' symbol table (no debug info needed); call graphs are not recorded.
+# binaries' symbol table (no debug info needed); without FLAME call graphs are not recorded.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_DIR:-$ROOT/../shared}"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+BIN="${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 N="${1:-40000}"
 if [ -z "${PY:-}" ]; then  # the bench venv run.sh made (uvloop), else the system python
   PY=python3
@@ -37,7 +43,10 @@ WPID=$!; PIDS+=("$WPID")
 python3 "$HERE/helper.py" ready "http://127.0.0.1:$AP" 60 "$APID" "$WPID" "$RPID"
 for t in api:$APID worker:$WPID redis:$RPID; do
   [ "${NO_PERF:-0}" = 1 ] && break
-  perf record -F 999 -o "$OUT/${t%%:*}.perf.data" -p "${t#*:}" > "$OUT/${t%%:*}.perf.log" 2>&1 &
+  # DWARF call graphs for our binaries (Rust keeps no frame pointers); Redis flat only.
+  graph=()
+  [ "${FLAME:-0}" = 1 ] && [ "${t%%:*}" != redis ] && graph=(--call-graph "dwarf,16384")
+  perf record -F "${FREQ:-999}" "${graph[@]}" -o "$OUT/${t%%:*}.perf.data" -p "${t#*:}" > "$OUT/${t%%:*}.perf.log" 2>&1 &
   PIDS+=("$!")
 done
 sleep 1
@@ -47,11 +56,18 @@ for p in "${PIDS[@]:3}"; do kill -INT "$p" 2>/dev/null || true; done
 sleep 2
 for t in api worker redis; do
   [ "${NO_PERF:-0}" = 1 ] && break
-  { perf report -i "$OUT/$t.perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null | grep -v '^#' | sed '/^$/d'
+  # Flat (-g none even when call graphs were recorded); sed, not head, reads to the end
+  # (no SIGPIPE for pipefail).
+  { perf report -i "$OUT/$t.perf.data" --no-children -g none --sort symbol --percent-limit 0.7 --stdio 2>/dev/null | grep -v '^#' | sed '/^$/d'
     echo "--- by shared object"
-    perf report -i "$OUT/$t.perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | sed '/^$/d' | head -12
+    perf report -i "$OUT/$t.perf.data" --no-children -g none --sort dso --stdio 2>/dev/null | grep -v '^#' | sed '/^$/d' | sed -n 1,12p
   } > "$OUT/$t.txt"
   echo "== $t"; head -40 "$OUT/$t.txt"
+  if [ "${FLAME:-0}" = 1 ] && [ "$t" != redis ]; then
+    perf script -i "$OUT/$t.perf.data" 2>/dev/null | inferno-collapse-perf > "$OUT/$t.folded"
+    inferno-flamegraph --minwidth 1 --title "celeriac-$t under the e2e load" < "$OUT/$t.folded" > "$OUT/$t.svg"
+    echo "flamegraph: $OUT/$t.svg"
+  fi
 done
 python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); n=d["e2e"]["n"] if "e2e" in d and "n" in d["e2e"] else int(sys.argv[2]); c=d.get("cpu_s",{}).get("e2e",{})
 print("e2e tasks/s:", d.get("e2e_tasks_per_s"), "| CPU us/task:", {k: round(1e6*c[k]/n, 1) for k in ("api","worker","redis","harness") if k in c}, "| rss_kb peak:", {g: v.get("peak_sampled") for g, v in d.get("rss_kb",{}).items()}, "| other CPU s:", c.get("other"))' "$OUT/httpbench.json" "$N"
