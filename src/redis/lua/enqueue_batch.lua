@@ -45,8 +45,9 @@ end
 local seq = ready_n > 0 and rcall('INCRBY', seq_key, ready_n) - ready_n or 0
 -- Registration defaults, looked up once per name.
 local defaults = {}
--- Queue entries per queue ZSET, and the wake ZSET of each queue that got some.
-local ready, woken = {}, {}
+-- The queues that got a task; every ZSET entry (listing, queue, delayed) is
+-- gathered per key and written by flush_new_entries (includes/index).
+local woken = {}
 new_entries = {}
 for _, t in ipairs(tasks) do
   local d = defaults[t.name]
@@ -58,26 +59,17 @@ for _, t in ipairs(tasks) do
     t.expires_at)
   local event
   if t.due > now then
-    rcall('ZADD', delayed_prefix .. t.queue, t.due, t.id)
+    add_entry(delayed_prefix .. t.queue, string.format('%d', t.due), t.id)
     event = 'delayed'
   else
     seq = seq + 1
-    local q = ready[t.queue]
-    if not q then
-      q = {}
-      ready[t.queue] = q
-    end
-    q[#q + 1] = ready_score(priority, seq)
-    q[#q + 1] = t.id
+    add_entry(queue_prefix .. t.queue, ready_score(priority, seq), t.id)
     event = 'enqueued'
   end
   woken[t.queue] = true
   emit(event, t.id, t.queue, 'PENDING')
 end
 flush_new_entries()
-for queue, q in pairs(ready) do
-  for i = 1, #q, 2000 do rcall('ZADD', queue_prefix .. queue, unpack(q, i, math.min(i + 1999, #q))) end
-end
 -- One wake-up per queue, as make_ready does per task (includes/ready).
 for queue in pairs(woken) do
   if rcall('ZADD', wake_prefix .. queue, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end

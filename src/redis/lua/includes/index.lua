@@ -42,8 +42,9 @@ local function flush_finished()
 end
 
 -- A script that creates a batch (enqueue_batch) sets `new_entries` to a table:
--- index_new then gathers the entries per index and flush_new_entries() writes
--- each index with one ZADD per 1,000 entries instead of one per task.
+-- add_entry then gathers ZSET entries (listing indexes, and the batch's queue and
+-- delayed entries) per key, and flush_new_entries() writes each key with one ZADD
+-- per 1,000 entries instead of one per task.
 local new_entries = nil
 local function add_entry(key, created, id)
   if not new_entries then
