@@ -15,7 +15,7 @@ use crate::{
 
 /// Reads the record of task `id` from the fields of its hash (the table in
 /// `keys.rs`). The id is the key's: records of older versions also kept it in an
-/// `id` field, which is ignored; `attempts`, `retries` and `max_retries` are absent while 0.
+/// `id` field, which is ignored; `attempts`, `retries` and `max_retries` may be absent (read as 0).
 pub fn task_from_hash(id: Uuid, mut h: HashMap<String, String>) -> Result<TaskRecord> {
     let corrupt = |what: &str| QueueError::Corrupt(format!("task field {what}"));
     let mut take = |k: &str| h.remove(k).filter(|v| !v.is_empty());

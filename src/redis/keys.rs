@@ -9,7 +9,7 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `{ns}:task:<id>` | HASH | the task record (its id is the key's): `name queue args status priority max_retries retries attempts lost_deliveries handbacks created_at eta started_at finished_at expires_at worker lease (the token of its latest claim, honoured only while STARTED) result traceback errors children parent_id progress options idempotency_key cancel_requested workflow wf_index wf_role next waiting callback_url callback`; times are ms since the epoch, `args`/`result`/`errors`/`children`/`progress`/`options`/`callback` JSON; `attempts`, `retries` and `max_retries` are absent while 0. Expires `result_ttl` after a final state. |
+//! | `{ns}:task:<id>` | HASH | the task record (its id is the key's): `name queue args status priority max_retries retries attempts lost_deliveries handbacks created_at eta started_at finished_at expires_at worker lease (the token of its latest claim, honoured only while STARTED) result traceback errors children parent_id progress options idempotency_key cancel_requested workflow wf_index wf_role next waiting callback_url callback`; times are ms since the epoch, `args`/`result`/`errors`/`children`/`progress`/`options`/`callback` JSON; `attempts`, `retries` and `max_retries` may be absent (read as 0). Expires `result_ttl` after a final state. |
 //! | `{ns}:queue:<q>` | ZSET | ready task ids; score `(9 - priority) * 2^44 + seq`, so ZPOPMIN gives priority, then FIFO |
 //! | `{ns}:delayed:<q>` | ZSET | task ids waiting for their time (countdown, ETA, retry backoff, rate limit); score = due ms |
 //! | `{ns}:wake:<q>` | ZSET | one member `w`: set whenever work may be waiting; idle workers block on it with BZPOPMIN |
