@@ -1,7 +1,7 @@
 //! `GET /queues` and `GET /queues/{name}`: queue lengths (for dashboards and
 //! autoscalers); pause, resume and purge a queue; the dead letter.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json, types::ToJSON};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -151,11 +151,7 @@ impl QueuesApi {
         let page = self.state.queue.list_dead_letter(limit, cursor).await?;
         let tasks = if expand.0.is_some_and(|v| !matches!(v.as_str(), "false" | "0")) {
             let records = self.state.queue.get_many(&page.ids).await?;
-            records
-                .into_iter()
-                .flatten()
-                .map(|r| TaskView::from(r).to_json().unwrap_or(Value::Null))
-                .collect()
+            records.into_iter().flatten().map(|r| r.to_json()).collect()
         } else {
             page.ids.into_iter().map(Value::String).collect()
         };

@@ -4,7 +4,7 @@
 use std::{future::Future, time::Duration};
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json, types::ToJSON};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
 use rand::Rng;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -312,7 +312,7 @@ impl TasksApi {
                 .await?
                 .into_iter()
                 .flatten()
-                .map(|r| TaskView::from(r).to_json().unwrap_or(Value::Null))
+                .map(|r| r.to_json())
                 .collect()
         } else {
             page.ids.into_iter().map(Value::String).collect()

@@ -1,5 +1,5 @@
 //! A task record as JSON: the one shape `GET /tasks/{id}` answers with (the
-//! API's `TaskView` is its typed schema, read from it) and a completion
+//! API's `TaskView` serves it under `TaskSchema`, its typed schema) and a completion
 //! callback POSTs. Times are RFC 3339 as poem-openapi writes them, so both
 //! carry the same text.
 
