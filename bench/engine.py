@@ -202,12 +202,15 @@ def drain_run(args, label, n, workers, concurrency):
             s.start_worker(concurrency)
         t_first, t_end, done = watch_drain(s.r, n, n)
         cpu1 = cpu_usec(s.r)
+        # The workers' CPU from their start (start-up included, a few ms).
+        worker_us = sum(proc_ticks(w.pid) for w in s.workers) * 1e6 / CLK_TCK
         st = commandstats(s.r)
         rate = n / (t_end - t_first)
         out = {"tasks_per_s": round(rate, 1), "secs": round(t_end - t_first, 3), "prefill": how,
                "workers": workers, "concurrency": concurrency,
                "redis_evalsha_us_per_task": round(st.get("evalsha", (0, 0))[1] / n, 2),
-               "redis_cpu_us_per_task": round((cpu1 - cpu0) / n, 2)}
+               "redis_cpu_us_per_task": round((cpu1 - cpu0) / n, 2),
+               "worker_cpu_us_per_task": round(worker_us / n, 2)}
         log(f"{label}: {out}")
         return out
     finally:

@@ -28,7 +28,8 @@ use crate::{
 
 /// A task this worker runs now.
 pub(super) struct InFlight {
-    pub(super) task: ClaimedTask,
+    /// Shared with the running task (a claimed task's `args` may be large).
+    pub(super) task: Arc<ClaimedTask>,
     /// Fired when the task must stop: cancelled through the API, or lease lost.
     pub(super) revoke: CancellationToken,
     abort: Option<AbortHandle>,
@@ -145,6 +146,7 @@ impl Consumer {
     }
 
     fn start(&self, task: ClaimedTask, permit: OwnedSemaphorePermit) {
+        let task = Arc::new(task);
         let revoke = CancellationToken::new();
         let id = task.id;
         self.in_flight.lock().expect("in-flight lock").insert(
