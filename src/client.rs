@@ -52,6 +52,15 @@ pub enum ClientError {
     /// The arguments did not serialize to JSON.
     #[error("arguments do not serialize")]
     Args(#[source] serde_json::Error),
+    /// A member of [`Client::enqueue_batch`] was refused; nothing was enqueued.
+    #[error("tasks[{index}]: {source}")]
+    BatchMember {
+        /// The member's index in the batch (from 0).
+        index: usize,
+        /// Why it was refused.
+        #[source]
+        source: Box<ClientError>,
+    },
     /// No such task (never created, or its record expired).
     #[error("no task {0}")]
     NotFound(Uuid),
@@ -102,6 +111,28 @@ pub struct EnqueueOptions {
     pub expires_at: Option<DateTime<Utc>>,
     /// Enqueue at most once per key (while the first task's record lives).
     pub idempotency_key: Option<String>,
+}
+
+/// One member of [`Client::enqueue_batch`].
+#[derive(Clone, Debug)]
+pub struct BatchTask {
+    /// Task name.
+    pub name: String,
+    /// Arguments (JSON).
+    pub args: serde_json::Value,
+    /// As for [`Client::enqueue`], without `idempotency_key` (refused in a batch).
+    pub options: EnqueueOptions,
+}
+
+impl BatchTask {
+    /// `name` with `args` (any `Serialize`) and the default options.
+    pub fn new(name: impl Into<String>, args: impl Serialize) -> Result<Self, ClientError> {
+        Ok(Self {
+            name: name.into(),
+            args: serde_json::to_value(args).map_err(ClientError::Args)?,
+            options: EnqueueOptions::default(),
+        })
+    }
 }
 
 impl EnqueueOptions {
@@ -190,16 +221,65 @@ impl Client {
                 name: name.to_owned(),
                 message,
             })?;
-        let task = NewTask {
+        let task = self.new_task(name, args, options);
+        let require_registered = !self.builtins.contains(name);
+        Ok(self.queue.enqueue(&task, require_registered).await?.id)
+    }
+
+    /// Enqueues `tasks` in one Redis call, all or nothing (as `POST /tasks/batch`):
+    /// a refused member ([`ClientError::BatchMember`], naming its index) means
+    /// nothing was enqueued. Returns the ids in order. One call holds the whole
+    /// batch, so keep batches to about a thousand tasks.
+    pub async fn enqueue_batch(&self, tasks: Vec<BatchTask>) -> Result<Vec<Uuid>, ClientError> {
+        let member = |index, e: ClientError| ClientError::BatchMember {
+            index,
+            source: Box::new(e),
+        };
+        let mut new_tasks = Vec::with_capacity(tasks.len());
+        for (i, t) in tasks.into_iter().enumerate() {
+            if t.options.idempotency_key.is_some() {
+                return Err(member(
+                    i,
+                    ClientError::InvalidArgs {
+                        name: t.name,
+                        message: "idempotency_key is not taken in a batch".into(),
+                    },
+                ));
+            }
+            new_tasks.push(self.new_task(&t.name, t.args, t.options));
+        }
+        let members = new_tasks.iter().enumerate().map(|(i, t)| (i, t.name.as_str(), &t.args));
+        if let Err((i, message)) = self
+            .args_check
+            .check_batch(&self.queue, &self.builtins, members)
+            .await?
+        {
+            let name = new_tasks.swap_remove(i).name;
+            return Err(member(i, ClientError::InvalidArgs { name, message }));
+        }
+        match self
+            .queue
+            .enqueue_batch(&new_tasks, |name| !self.builtins.contains(name))
+            .await?
+        {
+            Ok(ids) => Ok(ids),
+            Err(refused) => Err(member(
+                refused.index,
+                ClientError::Queue(QueueError::UnknownTaskName(refused.name)),
+            )),
+        }
+    }
+
+    /// The task these make, routed to its queue (its arguments not checked yet).
+    fn new_task(&self, name: &str, args: serde_json::Value, options: EnqueueOptions) -> NewTask {
+        NewTask {
             queue: options.queue.unwrap_or_else(|| self.routes.queue_for(name).to_owned()),
             options: options.options,
             eta: options.eta,
             expires_at: options.expires_at,
             idempotency_key: options.idempotency_key,
             ..NewTask::new(name, args)
-        };
-        let require_registered = !self.builtins.contains(name);
-        Ok(self.queue.enqueue(&task, require_registered).await?.id)
+        }
     }
 
     /// The task's current record; `None` when unknown or expired.

@@ -219,6 +219,23 @@ impl TasksApi {
             tasks.push(task);
         }
         let state = &self.state;
+        // As POST /tasks does (`check_args`); built-ins were checked by `new_task`.
+        let published: Vec<(usize, &str, &Value)> = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !state.builtins.contains(&t.name))
+            .map(|(i, t)| (i, t.name.as_str(), &t.args))
+            .collect();
+        if let Err((i, e)) = state
+            .args_check
+            .check_batch(&state.queue, &state.builtins, published)
+            .await?
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_args",
+                format!("tasks[{i}]: bad args for {:?}: {e}", tasks[i].name),
+            ));
+        }
         match state
             .queue
             .enqueue_batch(&tasks, |n| state.require_registered(n))

@@ -26,6 +26,18 @@ pub struct ArgsCheck {
     compiled: Arc<Mutex<HashMap<String, Compiled>>>,
 }
 
+/// What a task's arguments are judged by, read once per name.
+enum Rules {
+    /// A built-in task: its own argument type (`Registry::validate`).
+    Builtin,
+    /// The `command` task: the union of the commands the workers published.
+    Commands(Vec<CommandInfo>),
+    /// The JSON Schema a worker published.
+    Schema(Arc<jsonschema::Validator>),
+    /// Nothing published (or nothing readable): the worker checks.
+    Unchecked,
+}
+
 impl ArgsCheck {
     /// Checks `args` of the task `name`. `Ok(Err(message))` names what is wrong;
     /// `Ok(Ok(()))` also when nothing was published to check against (the worker
@@ -38,8 +50,34 @@ impl ArgsCheck {
         name: &str,
         args: &Value,
     ) -> Result<Result<(), String>, QueueError> {
-        if let Some(checked) = builtins.validate(name, args) {
-            return Ok(checked);
+        let rules = self.rules(queue, builtins, name).await?;
+        Ok(judge(&rules, builtins, name, args))
+    }
+
+    /// [`ArgsCheck::check`] for the tasks of a batch, given as (index, name,
+    /// args), reading what a name is judged by once per batch:
+    /// `Ok(Err((index, message)))` for the first one refused.
+    pub async fn check_batch<'a>(
+        &self,
+        queue: &Queue,
+        builtins: &Registry,
+        tasks: impl IntoIterator<Item = (usize, &'a str, &'a Value)>,
+    ) -> Result<Result<(), (usize, String)>, QueueError> {
+        let mut by_name: HashMap<&str, Rules> = HashMap::new();
+        for (i, name, args) in tasks {
+            if !by_name.contains_key(name) {
+                by_name.insert(name, self.rules(queue, builtins, name).await?);
+            }
+            if let Err(message) = judge(&by_name[name], builtins, name, args) {
+                return Ok(Err((i, message)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn rules(&self, queue: &Queue, builtins: &Registry, name: &str) -> Result<Rules, QueueError> {
+        if builtins.contains(name) {
+            return Ok(Rules::Builtin);
         }
         if name == "command" {
             let mut commands: Vec<CommandInfo> = Vec::new();
@@ -57,34 +95,16 @@ impl ArgsCheck {
                 }
             }
             // No worker said what it offers (an older worker): the worker checks.
-            if commands.is_empty() {
-                return Ok(Ok(()));
-            }
-            return Ok(command::check_request(&commands, args));
+            return Ok(if commands.is_empty() {
+                Rules::Unchecked
+            } else {
+                Rules::Commands(commands)
+            });
         }
         let Some(schema) = queue.task_schema(name).await? else {
-            return Ok(Ok(()));
+            return Ok(Rules::Unchecked);
         };
-        let Some(validator) = self.validator(name, &schema) else {
-            return Ok(Ok(()));
-        };
-        let complaints: Vec<String> = validator
-            .iter_errors(args)
-            .take(5)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("at {at}: {e}")
-                }
-            })
-            .collect();
-        Ok(if complaints.is_empty() {
-            Ok(())
-        } else {
-            Err(complaints.join("; "))
-        })
+        Ok(self.validator(name, &schema).map_or(Rules::Unchecked, Rules::Schema))
     }
 
     /// The validator of `schema` (the text published for `name`); `None` when it does not compile.
@@ -108,6 +128,33 @@ impl ArgsCheck {
                 None
             }
         }
+    }
+}
+
+/// Judges `args` of `name` by `rules`: `Err(message)` names what is wrong.
+fn judge(rules: &Rules, builtins: &Registry, name: &str, args: &Value) -> Result<(), String> {
+    let validator = match rules {
+        Rules::Builtin => return builtins.validate(name, args).unwrap_or(Ok(())),
+        Rules::Commands(commands) => return command::check_request(commands, args),
+        Rules::Unchecked => return Ok(()),
+        Rules::Schema(v) => v,
+    };
+    let complaints: Vec<String> = validator
+        .iter_errors(args)
+        .take(5)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            }
+        })
+        .collect();
+    if complaints.is_empty() {
+        Ok(())
+    } else {
+        Err(complaints.join("; "))
     }
 }
 

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 
 use celeriac::{
     Client,
-    client::{ClientError, EnqueueOptions},
+    client::{BatchTask, ClientError, EnqueueOptions},
     config::RedisConfig,
     model::{Routes, TaskOptions, TaskStatus},
     queue::Cancel,
@@ -228,6 +228,37 @@ async fn wrong_typed_args_are_refused_at_the_door_naming_the_problem() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("/width"), "{body}");
 
+    // So is a batch member, by its index, and nothing of the batch is enqueued.
+    let resp = api
+        .http
+        .post(api.url("/tasks/batch"))
+        .json(&json!({"tasks": [
+            {"name": "resize", "args": {"width": 1, "height": 2}},
+            {"name": "noop"},
+            {"name": "resize", "args": {"width": 3}},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_args", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("tasks[2]: ") && message.contains("height"),
+        "{message}"
+    );
+    let listed: Value = api
+        .http
+        .get(api.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["tasks"], json!([]), "a refused batch enqueues nothing");
+
     // Good arguments pass and run.
     let id = api
         .enqueue(json!({"name": "resize", "args": {"width": 2, "height": 3}}))
@@ -394,4 +425,96 @@ async fn routes_place_tasks_by_name_and_an_explicit_queue_wins() {
         .await
         .unwrap();
     assert_eq!(client.get(id).await.unwrap().unwrap().queue, "other");
+}
+
+#[tokio::test]
+async fn the_client_enqueues_a_batch_all_or_nothing() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let _worker = start_worker(&redis, &ns, "batch-1", registry());
+    let client = client(&redis, &ns);
+    let resize = |w: u32, h: u32| BatchTask::new("resize", json!({"width": w, "height": h})).unwrap();
+    let queued = |client: &Client| {
+        let queue = client.queue().clone();
+        async move {
+            queue
+                .list_tasks(&celeriac::queue::TaskFilter::default(), 100, None)
+                .await
+                .unwrap()
+                .ids
+                .len()
+        }
+    };
+
+    // Until the worker has published `resize`, its name is unknown: the whole
+    // batch is refused, naming the first member with it.
+    let mut ids = None;
+    for _ in 0..200 {
+        match client
+            .enqueue_batch(vec![
+                BatchTask::new("add", json!({"x": 1, "y": 2})).unwrap(),
+                resize(2, 3),
+            ])
+            .await
+        {
+            Ok(got) => {
+                ids = Some(got);
+                break;
+            }
+            Err(ClientError::BatchMember { index: 1, source }) => {
+                assert!(
+                    matches!(*source, ClientError::Queue(celeriac::QueueError::UnknownTaskName(ref n)) if n == "resize"),
+                    "{source:?}"
+                );
+                assert_eq!(queued(&client).await, 0, "nothing of a refused batch is enqueued");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => panic!("batch failed: {e}"),
+        }
+    }
+    let ids = ids.expect("resize never registered");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        client.wait_for::<f64>(ids[0], Duration::from_secs(10)).await.unwrap(),
+        3.0
+    );
+    let area: Area = client.wait_for(ids[1], Duration::from_secs(10)).await.unwrap();
+    assert_eq!(area, Area { pixels: 6 });
+
+    // A member with bad arguments (checked against the published schema), or
+    // with an idempotency key, refuses the batch by its index.
+    let before = queued(&client).await;
+    match client
+        .enqueue_batch(vec![
+            resize(1, 1),
+            BatchTask::new("resize", json!({"width": "wide"})).unwrap(),
+        ])
+        .await
+    {
+        Err(ClientError::BatchMember { index: 1, source }) => {
+            assert!(
+                matches!(*source, ClientError::InvalidArgs { ref name, .. } if name == "resize"),
+                "{source:?}"
+            )
+        }
+        other => panic!("expected a refused member, got {other:?}"),
+    }
+    let mut keyed = resize(1, 1);
+    keyed.options.idempotency_key = Some("k".into());
+    assert!(matches!(
+        client.enqueue_batch(vec![resize(1, 1), resize(1, 1), keyed]).await,
+        Err(ClientError::BatchMember { index: 2, .. })
+    ));
+    assert_eq!(queued(&client).await, before, "nothing of a refused batch is enqueued");
+
+    // Routes and explicit queues apply per member, in order.
+    let mut elsewhere = BatchTask::new("add", json!({"x": 0, "y": 0})).unwrap();
+    elsewhere.options = EnqueueOptions::on_queue("nobody-consumes");
+    let ids = client.enqueue_batch(vec![resize(1, 2), elsewhere]).await.unwrap();
+    let record = client.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (record.queue.as_str(), record.status),
+        ("nobody-consumes", TaskStatus::Pending)
+    );
+    assert!(client.enqueue_batch(Vec::new()).await.unwrap().is_empty());
 }
