@@ -32,6 +32,10 @@ struct Args {
     /// Tasks run at once (default: number of CPUs).
     #[arg(short = 'c', long, env = "CELERIAC_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// Threads running tasks (default: number of CPUs, for CPU-bound tasks). When
+    /// tasks only wait (`http`, `command`), one saves the hand-offs between threads.
+    #[arg(long, env = "CELERIAC_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Worker name (default: <hostname>-<pid>).
     #[arg(short = 'n', long, env = "CELERIAC_WORKER_NAME")]
     name: Option<String>,
@@ -106,11 +110,11 @@ fn parse_log_level(s: &str) -> Result<String, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    celeriac::cli::runtime(None)?.block_on(run())
+    let args = Args::parse();
+    celeriac::cli::runtime(args.threads.map(usize::from))?.block_on(run(args))
 }
 
-async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn run(args: Args) -> anyhow::Result<()> {
     telemetry::init(args.common.log_format, &args.loglevel);
     let (redis, warning) = args.common.redis()?;
     if let Some(w) = warning {

@@ -331,3 +331,37 @@ async fn docs_and_openapi_spec_are_served() {
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
+
+/// Threads of a process whose name says they are tokio's runtime workers.
+fn runtime_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("tokio-rt-worker"))
+        .count()
+}
+
+#[tokio::test]
+async fn the_worker_runs_on_as_many_threads_as_it_is_told() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let one = Worker::start(&redis.url(), &ns, &["--threads", "1"]).await;
+    let id = api.enqueue(json!({"name": "add", "args": {"x": 1, "y": 2}})).await;
+    assert_eq!(api.wait_task(&id, 10).await["result"], 3);
+    let three = Worker::start(&redis.url(), &ns, &["--threads", "3"]).await;
+    // Blocking-pool threads share the name and come and go: compare, do not count exactly.
+    let (t1, t3) = (runtime_threads(one.proc.pid()), runtime_threads(three.proc.pid()));
+    assert!(
+        t1 >= 1 && t3 >= t1 + 2,
+        "threads: {t1} with --threads 1, {t3} with --threads 3"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_celeriac-worker"))
+        .env("CELERIAC_WORKER_THREADS", "0")
+        .env("CELERIAC_BROKER_URL", redis.url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+}
