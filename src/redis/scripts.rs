@@ -12,7 +12,7 @@
 
 use std::{collections::HashSet, sync::LazyLock};
 
-use redis::{Script, ScriptInvocation, aio::ConnectionLike};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisWrite, Script, ServerErrorKind, ToRedisArgs, aio::ConnectionLike};
 
 use super::keys::Keys;
 use crate::error::{QueueError, Result};
@@ -70,6 +70,100 @@ fn expand(source: &str) -> String {
     let mut out = String::with_capacity(source.len() * 4);
     walk(source, &mut HashSet::new(), &mut out);
     out
+}
+
+/// One call of a script, its KEYS and ARGV each packed in one buffer: redis-rs'
+/// `ScriptInvocation` allocates a `Vec` per argument (about forty per enqueue,
+/// a few % of the API's CPU per request). Sent as EVALSHA; after a NOSCRIPT
+/// (Redis restarted or flushed its scripts) the script is loaded and the call
+/// sent again, as `ScriptInvocation` does.
+struct Invocation {
+    script: &'static Script,
+    keys: Packed,
+    args: Packed,
+}
+
+/// Arguments written end to end, with where each one ends.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Packed {
+    fn each(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.bytes[a..b])
+    }
+}
+
+impl RedisWrite for Packed {
+    fn write_arg(&mut self, arg: &[u8]) {
+        self.bytes.extend_from_slice(arg);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
+        PackedArg(self)
+    }
+}
+
+/// Writes one argument of a [`Packed`]; the argument ends when it is dropped.
+struct PackedArg<'a>(&'a mut Packed);
+
+impl std::io::Write for PackedArg<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PackedArg<'_> {
+    fn drop(&mut self) {
+        self.0.ends.push(self.0.bytes.len());
+    }
+}
+
+impl Invocation {
+    fn new(script: &'static Script) -> Self {
+        Self {
+            script,
+            keys: Packed::default(),
+            args: Packed::default(),
+        }
+    }
+
+    fn key(&mut self, key: impl ToRedisArgs) -> &mut Self {
+        key.write_redis_args(&mut self.keys);
+        self
+    }
+
+    fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    async fn invoke_async<T: FromRedisValue>(&self, conn: &mut impl ConnectionLike) -> redis::RedisResult<T> {
+        let mut cmd = Cmd::with_capacity(
+            3 + self.keys.ends.len() + self.args.ends.len(),
+            64 + self.keys.bytes.len() + self.args.bytes.len(),
+        );
+        cmd.arg("EVALSHA").arg(self.script.get_hash()).arg(self.keys.ends.len());
+        for a in self.keys.each().chain(self.args.each()) {
+            cmd.arg(a);
+        }
+        match cmd.query_async(conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            r => r,
+        }
+    }
 }
 
 macro_rules! script {
@@ -143,7 +237,7 @@ impl Ctx<'_> {
     /// script reads it: result TTL, then the done channel, idempotency, task,
     /// workflow, queue, wake and listing index key prefixes (a workflow's
     /// members are learned inside Redis).
-    fn finalize_args(&self, inv: &mut ScriptInvocation<'_>) {
+    fn finalize_args(&self, inv: &mut Invocation) {
         let k = self.keys;
         inv.arg(self.result_ttl_ms)
             .arg(k.done_channel_prefix())
@@ -213,7 +307,7 @@ pub async fn enqueue(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &EnqueueA
     let k = ctx.keys;
     let t = &a.task;
     let task_key = k.task(t.id);
-    let mut inv = ENQUEUE.prepare_invoke();
+    let mut inv = Invocation::new(&ENQUEUE);
     inv.key(&task_key)
         .key(k.queue(t.queue))
         .key(k.delayed(t.queue))
@@ -270,7 +364,7 @@ pub async fn claim(
     token_base: &str,
 ) -> Result<(i64, Vec<ClaimedRow>)> {
     let k = ctx.keys;
-    let mut inv = CLAIM.prepare_invoke();
+    let mut inv = Invocation::new(&CLAIM);
     inv.key(k.leases())
         .key(k.rate_limits())
         .key(k.seq())
@@ -302,7 +396,7 @@ pub async fn heartbeat(
     lease_ms: u64,
     held: &[(String, String)],
 ) -> Result<(Vec<String>, Vec<String>)> {
-    let mut inv = HEARTBEAT.prepare_invoke();
+    let mut inv = Invocation::new(&HEARTBEAT);
     inv.key(ctx.keys.leases())
         .arg(ctx.now_ms)
         .arg(lease_ms)
@@ -336,7 +430,7 @@ pub async fn complete(
 ) -> Result<Vec<Result<()>>> {
     debug_assert!(batch.len() <= COMPLETE_BATCH_MAX);
     let k = ctx.keys;
-    let mut inv = COMPLETE.prepare_invoke();
+    let mut inv = Invocation::new(&COMPLETE);
     inv.key(k.leases()).key(k.events()).key(k.seq());
     for c in batch {
         inv.key(k.task(c.id));
@@ -372,7 +466,7 @@ pub struct FailArgs<'a> {
 /// Runs `fail.lua`: returns true when a retry was scheduled.
 pub async fn fail(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, a: &FailArgs<'_>) -> Result<bool> {
     let k = ctx.keys;
-    let mut inv = FAIL.prepare_invoke();
+    let mut inv = Invocation::new(&FAIL);
     inv.key(k.task(a.id))
         .key(k.leases())
         .key(k.delayed(a.queue))
@@ -398,7 +492,7 @@ const MAX_HANDBACKS: u32 = 300;
 /// delayed set until `due_ms` (when not 0).
 pub async fn release(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, token: &str, due_ms: i64) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = RELEASE.prepare_invoke();
+    let mut inv = Invocation::new(&RELEASE);
     inv.key(k.task(id))
         .key(k.leases())
         .key(k.events())
@@ -423,7 +517,7 @@ pub async fn reap(
     max_lost_deliveries: u32,
 ) -> Result<(u64, u64)> {
     let k = ctx.keys;
-    let mut inv = REAP.prepare_invoke();
+    let mut inv = Invocation::new(&REAP);
     inv.key(k.leases())
         .key(k.dead_letter())
         .key(k.events())
@@ -441,7 +535,7 @@ pub async fn reap(
 /// when it is running and its worker was asked to stop.
 pub async fn cancel(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<bool> {
     let k = ctx.keys;
-    let mut inv = CANCEL.prepare_invoke();
+    let mut inv = Invocation::new(&CANCEL);
     inv.key(k.task(id))
         .key(k.events())
         .key(k.seq())
@@ -457,7 +551,7 @@ pub async fn cancel(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> 
 /// Runs `resubmit.lua`.
 pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = RESUBMIT.prepare_invoke();
+    let mut inv = Invocation::new(&RESUBMIT);
     inv.key(k.task(id))
         .key(k.dead_letter())
         .key(k.events())
@@ -477,7 +571,7 @@ pub async fn resubmit(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -
 /// Runs `forget.lua`.
 pub async fn forget(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = FORGET.prepare_invoke();
+    let mut inv = Invocation::new(&FORGET);
     inv.key(k.task(id))
         .key(k.events())
         .arg(id)
@@ -495,7 +589,7 @@ pub async fn progress(
     progress_json: &str,
 ) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = PROGRESS.prepare_invoke();
+    let mut inv = Invocation::new(&PROGRESS);
     inv.key(k.task(id))
         .key(k.events())
         .arg(id)
@@ -516,7 +610,7 @@ pub async fn workflow(
     has_callback: bool,
 ) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = WORKFLOW.prepare_invoke();
+    let mut inv = Invocation::new(&WORKFLOW);
     inv.key(k.workflow(id))
         .key(k.queues())
         .key(k.task_names())
@@ -553,7 +647,7 @@ pub async fn workflow(
 
 /// Runs `callback_status.lua`: records a task's callback state (JSON).
 pub async fn callback_status(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str, state_json: &str) -> Result<()> {
-    let mut inv = CALLBACK_STATUS.prepare_invoke();
+    let mut inv = Invocation::new(&CALLBACK_STATUS);
     inv.key(ctx.keys.task(id)).arg(state_json);
     code(inv.invoke_async(conn).await?).map(drop)
 }
@@ -566,7 +660,7 @@ pub async fn enqueue_batch(
     tasks: &[(TaskSpec<'_>, i64)],
 ) -> Result<std::result::Result<(), (String, usize)>> {
     let k = ctx.keys;
-    let mut inv = ENQUEUE_BATCH.prepare_invoke();
+    let mut inv = Invocation::new(&ENQUEUE_BATCH);
     inv.key(k.queues())
         .key(k.task_names())
         .key(k.task_defaults())
@@ -614,7 +708,7 @@ pub enum Paused {
 /// Runs `pause.lua`. `Err(Conflict)` when the task is not waiting.
 pub async fn pause(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<Paused> {
     let k = ctx.keys;
-    let mut inv = PAUSE.prepare_invoke();
+    let mut inv = Invocation::new(&PAUSE);
     inv.key(k.task(id))
         .key(k.events())
         .arg(id)
@@ -632,7 +726,7 @@ pub async fn pause(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> R
 /// Runs `resume.lua`. `Err(Conflict)` when the task is not PAUSED.
 pub async fn resume(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let k = ctx.keys;
-    let mut inv = RESUME.prepare_invoke();
+    let mut inv = Invocation::new(&RESUME);
     inv.key(k.task(id))
         .key(k.events())
         .key(k.seq())
@@ -659,7 +753,7 @@ pub async fn list_page(
     low: &str,
     per_index: usize,
 ) -> Result<Vec<Vec<(String, f64)>>> {
-    let mut inv = LIST_PAGE.prepare_invoke();
+    let mut inv = Invocation::new(&LIST_PAGE);
     for key in indexes {
         inv.key(key);
     }
@@ -678,7 +772,7 @@ pub async fn list_page(
 /// whose record expired; returns how many it removed.
 pub async fn trim_indexes(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, batch: usize) -> Result<u64> {
     let k = ctx.keys;
-    let mut inv = TRIM_INDEXES.prepare_invoke();
+    let mut inv = Invocation::new(&TRIM_INDEXES);
     inv.key(k.queues())
         .key(k.task_names())
         .key(k.workers())
@@ -695,7 +789,7 @@ pub async fn trim_indexes(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, batch: 
 /// tasks; returns how many it took out.
 pub async fn purge(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, queue: &str, limit: usize) -> Result<u64> {
     let k = ctx.keys;
-    let mut inv = PURGE.prepare_invoke();
+    let mut inv = Invocation::new(&PURGE);
     inv.key(k.queue(queue))
         .key(k.delayed(queue))
         .key(k.events())

@@ -383,3 +383,29 @@ async fn a_task_no_worker_has_fails_after_too_many_hand_backs_and_frees_its_rate
     }
     assert_eq!(handbacks, 300);
 }
+
+/// Scripts are sent by hash: after Redis forgot them (a restart, SCRIPT FLUSH)
+/// each call loads its script again and succeeds, its arguments intact.
+#[tokio::test]
+async fn transitions_survive_a_script_flush() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let first = q
+        .enqueue(&NewTask::new("echo", json!({"n": 1})), false)
+        .await
+        .unwrap()
+        .id;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.conn()).unwrap();
+    let second = q
+        .enqueue(&NewTask::new("echo", json!({"n": 2})), false)
+        .await
+        .unwrap()
+        .id;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.conn()).unwrap();
+    let tasks = q.claim(&queues(), 10, "worker-a").await.unwrap().tasks;
+    let claimed: Vec<_> = tasks.iter().map(|t| (t.id, t.args.clone())).collect();
+    assert_eq!(claimed, vec![(first, json!({"n": 1})), (second, json!({"n": 2}))]);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.conn()).unwrap();
+    q.complete(&tasks[0], &json!("ok")).await.unwrap();
+    assert_eq!(q.get(&first).await.unwrap().unwrap().status, TaskStatus::Success);
+}
