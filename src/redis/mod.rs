@@ -6,6 +6,7 @@
 //! | `keys.rs` | every key name, and the table of what each key holds |
 //! | `codec.rs` | hash fields ↔ task and workflow records |
 //! | `scripts.rs` | one typed function per Lua script; script codes → errors |
+//! | `invocation.rs` | a script's source with its includes expanded, and one call of it (EVALSHA) |
 //! | `notify.rs` | pub/sub wake-ups for waiting clients, one reader per process |
 //! | `events.rs` | the events stream reader (SSE), one per process, fanned out |
 //! | `lua/` | one script per state transition, `lua/includes/` for shared pieces |
@@ -19,6 +20,7 @@
 pub mod codec;
 pub mod connect;
 pub mod events;
+pub(crate) mod invocation;
 pub mod keys;
 pub mod notify;
 pub mod scripts;

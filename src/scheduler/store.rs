@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     error::{QueueError, Result},
     model::schedule::Schedule,
-    redis::keys::Keys,
+    redis::{invocation::Invocation, keys::Keys},
 };
 
 static LEADER_ACQUIRE: LazyLock<Script> =
@@ -108,7 +108,7 @@ pub async fn save(
     create_only: bool,
 ) -> Result<Saved> {
     let def = serde_json::to_string(s).map_err(|e| QueueError::Corrupt(e.to_string()))?;
-    let code: i64 = SCHEDULE_SAVE
+    let code: i64 = Invocation::new(&SCHEDULE_SAVE)
         .key(keys.schedule(&s.name))
         .key(keys.schedules())
         .arg(&s.name)
@@ -130,7 +130,7 @@ pub async fn save(
 
 /// Runs `schedule_delete.lua`; false when there was no such schedule.
 pub async fn delete(conn: &mut impl ConnectionLike, keys: &Keys, name: &str) -> Result<bool> {
-    let code: i64 = SCHEDULE_DELETE
+    let code: i64 = Invocation::new(&SCHEDULE_DELETE)
         .key(keys.schedule(name))
         .key(keys.schedules())
         .arg(name)
@@ -287,7 +287,7 @@ pub async fn fire(conn: &mut impl ConnectionLike, keys: &Keys, events_maxlen: u6
         FireMode::Skip => "skip",
         FireMode::Manual => "manual",
     };
-    let (code, runs): (i64, u64) = SCHEDULE_FIRE
+    let (code, runs): (i64, u64) = Invocation::new(&SCHEDULE_FIRE)
         .key(keys.scheduler_leader())
         .key(keys.schedule(&s.name))
         .key(keys.schedules())
@@ -351,7 +351,7 @@ pub async fn acquire(
     lease_ms: u64,
     now_ms: i64,
 ) -> Result<Lease> {
-    let (code, token, _since, ttl): (i64, u64, i64, u64) = LEADER_ACQUIRE
+    let (code, token, _since, ttl): (i64, u64, i64, u64) = Invocation::new(&LEADER_ACQUIRE)
         .key(keys.scheduler_leader())
         .key(keys.scheduler_fencing())
         .key(keys.scheduler_replicas())
@@ -374,7 +374,7 @@ pub async fn acquire(
 
 /// Runs `leader_release.lua`: gives up the leadership if `name` holds `held`; true when it did.
 pub async fn release(conn: &mut impl ConnectionLike, keys: &Keys, name: &str, held: u64) -> Result<bool> {
-    let code: i64 = LEADER_RELEASE
+    let code: i64 = Invocation::new(&LEADER_RELEASE)
         .key(keys.scheduler_leader())
         .key(keys.scheduler_replicas())
         .arg(name)
