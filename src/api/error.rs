@@ -132,6 +132,17 @@ impl From<QueueError> for ApiError {
 /// wrong method) in the API's JSON shape; errors that already carry a response
 /// (ours) pass through unchanged.
 pub async fn render(err: poem::Error) -> Response {
+    // The matched route stays on the answer: the metrics label it by route,
+    // and a 405 lists the route's methods (`metrics::Observe`).
+    let pattern = err.data::<poem::PathPattern>().cloned();
+    let mut resp = render_body(err);
+    if let Some(p) = pattern {
+        resp.set_data(p);
+    }
+    resp
+}
+
+fn render_body(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }

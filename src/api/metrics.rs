@@ -176,7 +176,7 @@ pub(crate) async fn metrics(metrics: Data<&ApiMetrics>, queue: Data<&Queue>) -> 
 /// The request middleware: request id, span, log line, HTTP metrics.
 pub struct Observe {
     metrics: ApiMetrics,
-    routes: Arc<HashMap<String, Arc<str>>>,
+    routes: Arc<HashMap<String, Route>>,
 }
 
 impl Observe {
@@ -197,16 +197,24 @@ impl Observe {
     }
 }
 
+/// A route of the OpenAPI document, by the pattern poem routes it with.
+struct Route {
+    /// Its template with the parameters' names (`/tasks/:task_id`): the `route` label.
+    template: Arc<str>,
+    /// Its methods, as a 405 answer's `Allow` header says them (`GET, DELETE`).
+    allow: Option<HeaderValue>,
+}
+
 /// poem-openapi routes `/tasks/{task_id}` as `/tasks/:param0`: the table back
-/// from its patterns to templates with the parameters' names.
-fn route_names(spec: &str) -> HashMap<String, Arc<str>> {
+/// from its patterns to templates with the parameters' names, and the methods.
+fn route_names(spec: &str) -> HashMap<String, Route> {
     let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
     let Some(paths) = spec["paths"].as_object() else {
         return HashMap::new();
     };
     paths
-        .keys()
-        .map(|path| {
+        .iter()
+        .map(|(path, operations)| {
             let (mut pattern, mut template, mut n) = (String::new(), String::new(), 0);
             for segment in path.split('/').skip(1) {
                 pattern.push('/');
@@ -224,7 +232,18 @@ fn route_names(spec: &str) -> HashMap<String, Arc<str>> {
                     }
                 }
             }
-            (pattern, template.into())
+            let methods: Vec<String> = operations
+                .as_object()
+                .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                .unwrap_or_default();
+            let allow = (!methods.is_empty())
+                .then(|| HeaderValue::from_str(&methods.join(", ")).ok())
+                .flatten();
+            let route = Route {
+                template: template.into(),
+                allow,
+            };
+            (pattern, route)
         })
         .collect()
 }
@@ -245,7 +264,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
 pub struct ObserveEndpoint<E> {
     inner: E,
     metrics: ApiMetrics,
-    routes: Arc<HashMap<String, Arc<str>>>,
+    routes: Arc<HashMap<String, Route>>,
 }
 
 /// A request's method as a label (no allocation per request; a method
@@ -302,10 +321,22 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 r
             }
         };
-        let route = match resp.data::<PathPattern>() {
-            Some(p) => self.routes.get(&*p.0).cloned().unwrap_or_else(|| p.0.clone()),
-            None => "unmatched".into(),
+        let known = resp
+            .data::<PathPattern>()
+            .map(|p| (self.routes.get(&*p.0), p.0.clone()));
+        let route = match &known {
+            Some((Some(r), _)) => r.template.clone(),
+            // Routes outside the OpenAPI document (`/metrics`, `/ui/*`) by their pattern;
+            // an unknown path under the API's nest matches only the empty one.
+            Some((None, pattern)) if !pattern.is_empty() => pattern.clone(),
+            _ => "unmatched".into(),
         };
+        // RFC 9110: a 405 says which methods the resource has.
+        if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+            && let Some((Some(Route { allow: Some(allow), .. }), _)) = &known
+        {
+            resp.headers_mut().insert(poem::http::header::ALLOW, allow.clone());
+        }
         let status = resp.status();
         let secs = began.elapsed().as_secs_f64();
         self.metrics.record(method, &route, status.as_u16(), secs);
@@ -335,10 +366,15 @@ mod tests {
 
     #[test]
     fn routes_are_named_by_their_openapi_templates() {
-        let spec = r#"{"paths": {"/tasks/{task_id}/cancel": {}, "/queues": {}}}"#;
+        let spec =
+            r#"{"paths": {"/tasks/{task_id}/cancel": {"post": {}}, "/queues": {"get": {}, "delete": {}}, "/x": {}}}"#;
         let names = route_names(spec);
-        assert_eq!(&*names["/tasks/:param0/cancel"], "/tasks/:task_id/cancel");
-        assert_eq!(&*names["/queues"], "/queues");
+        assert_eq!(&*names["/tasks/:param0/cancel"].template, "/tasks/:task_id/cancel");
+        assert_eq!(&*names["/queues"].template, "/queues");
+        let allow = |p: &str| names[p].allow.as_ref().map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allow("/tasks/:param0/cancel").as_deref(), Some("POST"));
+        assert_eq!(allow("/queues").as_deref(), Some("DELETE, GET"));
+        assert_eq!(allow("/x"), None);
     }
 
     #[test]

@@ -162,6 +162,30 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
         let json: Value = resp.json().await.unwrap();
         assert!(json["error"]["code"].is_string(), "{method} {path}: {json}");
     }
+
+    // A 405 says which methods the resource has (RFC 9110).
+    let task = format!("/tasks/{}", uuid::Uuid::new_v4());
+    for (method, path, allowed) in [
+        ("DELETE", "/healthz", vec!["GET"]),
+        ("PUT", task.as_str(), vec!["DELETE", "GET"]),
+        ("GET", "/tasks/batch", vec!["POST"]),
+    ] {
+        let resp = api
+            .http
+            .request(method.parse().unwrap(), api.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        let allow = resp.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        let mut got: Vec<String> = allow
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+            .split(", ")
+            .map(str::to_owned)
+            .collect();
+        got.sort();
+        assert_eq!(got, allowed, "{method} {path}");
+    }
 }
 
 #[tokio::test]
