@@ -254,7 +254,7 @@ impl Client {
             .check_batch(&self.queue, &self.builtins, members)
             .await?
         {
-            let name = new_tasks.swap_remove(i).name;
+            let name = new_tasks[i].name.clone();
             return Err(member(i, ClientError::InvalidArgs { name, message }));
         }
         match self

@@ -152,12 +152,7 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
         ("GET", "/tasks/x?wait=soon", 400),
         ("GET", "/queues/a%7Bb", 400),
     ] {
-        let resp = api
-            .http
-            .request(method.parse().unwrap(), api.url(path))
-            .send()
-            .await
-            .unwrap();
+        let resp = api.send(method, path).await;
         assert_eq!(resp.status().as_u16(), status, "{method} {path}");
         let json: Value = resp.json().await.unwrap();
         assert!(json["error"]["code"].is_string(), "{method} {path}: {json}");
@@ -170,12 +165,7 @@ async fn invalid_requests_get_json_errors_with_the_right_status() {
         ("PUT", task.as_str(), vec!["DELETE", "GET"]),
         ("GET", "/tasks/batch", vec!["POST"]),
     ] {
-        let resp = api
-            .http
-            .request(method.parse().unwrap(), api.url(path))
-            .send()
-            .await
-            .unwrap();
+        let resp = api.send(method, path).await;
         assert_eq!(resp.status(), 405, "{method} {path}");
         let allow = resp.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
         let mut got: Vec<String> = allow

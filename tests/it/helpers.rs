@@ -265,6 +265,26 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
+    /// `method path` with no body.
+    pub async fn send(&self, method: &str, path: &str) -> reqwest::Response {
+        self.http
+            .request(method.parse().unwrap(), self.url(path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path`; returns its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.send("GET", path).await.json().await.unwrap()
+    }
+
+    /// POST `path` with a JSON body; returns (status, body).
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// POST /tasks with a JSON body; returns (status, body).
     pub async fn post_task(&self, body: Value) -> (u16, Value) {
         let resp = self.http.post(self.url("/tasks")).json(&body).send().await.unwrap();

@@ -16,15 +16,10 @@ async fn get_json(api: &Api, path: &str) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn post_json(api: &Api, path: &str, body: Value) -> (u16, Value) {
-    let resp = api.http.post(api.url(path)).json(&body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
-}
-
 /// POST /tasks/batch, expecting 202; returns the ids.
 async fn batch(api: &Api, tasks: Vec<Value>) -> Vec<String> {
     let n = tasks.len();
-    let (status, body) = post_json(api, "/tasks/batch", json!({ "tasks": tasks })).await;
+    let (status, body) = api.post_json("/tasks/batch", json!({ "tasks": tasks })).await;
     assert_eq!(status, 202, "{body}");
     let ids: Vec<String> = body["task_ids"]
         .as_array()
@@ -190,14 +185,14 @@ async fn a_batch_is_all_or_nothing_and_names_the_bad_member() {
     let ns = unique_ns();
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let bad_name = json!({"tasks": [{"name": "noop"}, {"name": "noop"}, {"name": "no such!"}]});
-    let (status, body) = post_json(&api, "/tasks/batch", bad_name).await;
+    let (status, body) = api.post_json("/tasks/batch", bad_name).await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body["error"]["message"].as_str().unwrap().contains("tasks[2]"),
         "{body}"
     );
     let unknown = json!({"tasks": [{"name": "noop"}, {"name": "not_registered"}]});
-    let (status, body) = post_json(&api, "/tasks/batch", unknown).await;
+    let (status, body) = api.post_json("/tasks/batch", unknown).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "unknown_task");
     assert!(
@@ -205,7 +200,7 @@ async fn a_batch_is_all_or_nothing_and_names_the_bad_member() {
         "{body}"
     );
     let too_many = json!({"tasks": vec![json!({"name": "noop"}); 1001]});
-    assert_eq!(post_json(&api, "/tasks/batch", too_many).await.0, 422);
+    assert_eq!(api.post_json("/tasks/batch", too_many).await.0, 422);
     // Nothing of the refused batches exists.
     let (_, page) = get_json(&api, "/tasks").await;
     assert_eq!(page["tasks"], json!([]));
@@ -235,15 +230,15 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
     let queued = api.enqueue(json!({"name": "noop"})).await;
     let delayed = api.enqueue(json!({"name": "noop", "countdown": 3600})).await;
 
-    let (status, view) = post_json(&api, &format!("/tasks/{queued}/pause"), json!({})).await;
+    let (status, view) = api.post_json(&format!("/tasks/{queued}/pause"), json!({})).await;
     assert_eq!((status, view["status"].as_str()), (200, Some("PAUSED")), "{view}");
-    let (status, body) = post_json(&api, &format!("/tasks/{queued}/pause"), json!({})).await;
+    let (status, body) = api.post_json(&format!("/tasks/{queued}/pause"), json!({})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
-        post_json(&api, &format!("/tasks/{delayed}/pause"), json!({})).await.0,
+        api.post_json(&format!("/tasks/{delayed}/pause"), json!({})).await.0,
         200
     );
-    let (status, body) = post_json(&api, &format!("/tasks/{delayed}/resume"), json!({})).await;
+    let (status, body) = api.post_json(&format!("/tasks/{delayed}/resume"), json!({})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")));
     // Its time has not come: it waits in its delayed set again.
     let due: Option<f64> = redis
@@ -251,7 +246,7 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
         .zscore(format!("{{{ns}}}:delayed:default"), &delayed)
         .unwrap();
     assert!(due.is_some());
-    let (status, _) = post_json(&api, &format!("/tasks/{delayed}/resume"), json!({})).await;
+    let (status, _) = api.post_json(&format!("/tasks/{delayed}/resume"), json!({})).await;
     assert_eq!(status, 409);
     let (_, paused) = get_json(&api, "/tasks?status=paused").await;
     assert_eq!(paused["tasks"], json!([queued]));
@@ -262,7 +257,7 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
     assert_eq!(api.wait_task(&other, 20).await["status"], "SUCCESS");
     assert_eq!(api.get_task(&queued).await.1["status"], "PAUSED");
     assert_eq!(
-        post_json(&api, &format!("/tasks/{queued}/resume"), json!({})).await.0,
+        api.post_json(&format!("/tasks/{queued}/resume"), json!({})).await.0,
         200
     );
     assert_eq!(api.wait_task(&queued, 20).await["status"], "SUCCESS");
@@ -278,17 +273,14 @@ async fn a_paused_task_is_not_claimed_until_resumed() {
     assert_eq!(started["tasks"].as_array().unwrap().len(), 1);
     let (_, mine) = get_json(&api, &format!("/tasks?status=STARTED,SUCCESS&worker={}", worker.name)).await;
     assert_eq!(mine["tasks"].as_array().unwrap().len(), 3, "{mine}");
-    let (status, body) = post_json(&api, &format!("/tasks/{running}/pause"), json!({})).await;
+    let (status, body) = api.post_json(&format!("/tasks/{running}/pause"), json!({})).await;
     assert_eq!(status, 409);
     assert!(body["error"]["message"].as_str().unwrap().contains("cancel"), "{body}");
     // A final task cannot be paused; an unknown one is 404.
-    assert_eq!(
-        post_json(&api, &format!("/tasks/{other}/pause"), json!({})).await.0,
-        409
-    );
+    assert_eq!(api.post_json(&format!("/tasks/{other}/pause"), json!({})).await.0, 409);
     let unknown = uuid::Uuid::new_v4();
     assert_eq!(
-        post_json(&api, &format!("/tasks/{unknown}/pause"), json!({})).await.0,
+        api.post_json(&format!("/tasks/{unknown}/pause"), json!({})).await.0,
         404
     );
     drop(worker);
@@ -415,11 +407,11 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     let ns = unique_ns();
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let worker = Worker::start(&redis.url(), &ns, &[]).await;
-    let (status, view) = post_json(&api, "/queues/default/pause", json!({})).await;
+    let (status, view) = api.post_json("/queues/default/pause", json!({})).await;
     assert_eq!((status, &view["is_paused"]), (200, &json!(true)), "{view}");
     // Idempotent.
     assert_eq!(
-        post_json(&api, "/queues/default/pause", json!({})).await.1["is_paused"],
+        api.post_json("/queues/default/pause", json!({})).await.1["is_paused"],
         true
     );
     let id = api.enqueue(json!({"name": "noop"})).await;
@@ -433,10 +425,10 @@ async fn a_paused_queue_is_not_claimed_from_until_resumed() {
     );
     assert_eq!(q["enqueued_last_min"], 1);
 
-    let (status, view) = post_json(&api, "/queues/default/resume", json!({})).await;
+    let (status, view) = api.post_json("/queues/default/resume", json!({})).await;
     assert_eq!((status, &view["is_paused"]), (200, &json!(false)));
     assert_eq!(api.wait_task(&id, 10).await["status"], "SUCCESS");
-    assert_eq!(post_json(&api, "/queues/default/resume", json!({})).await.0, 200);
+    assert_eq!(api.post_json("/queues/default/resume", json!({})).await.0, 200);
     let (_, q) = get_json(&api, "/queues/default").await;
     assert_eq!(q["completed_last_min"], 1, "{q}");
     drop(worker);
@@ -489,11 +481,11 @@ async fn purge_revokes_waiting_tasks_only_and_the_dead_letter_lists_and_requeues
     assert_eq!(expanded["tasks"][0]["status"], "FAILURE");
 
     let requeue = format!("/dead-letter/{}/requeue", running.id);
-    let (status, view) = post_json(&api, &requeue, json!({})).await;
+    let (status, view) = api.post_json(&requeue, json!({})).await;
     assert_eq!((status, view["status"].as_str()), (202, Some("PENDING")), "{view}");
     assert_eq!(get_json(&api, "/dead-letter").await.1["tasks"], json!([]));
     assert_eq!(get_json(&api, "/queues/p").await.1["dead"], 0);
-    assert_eq!(post_json(&api, &requeue, json!({})).await.0, 404);
+    assert_eq!(api.post_json(&requeue, json!({})).await.0, 404);
     assert_eq!(q.claim(&p, 1, "w").await.unwrap().tasks[0].id, running.id);
 }
 
@@ -539,8 +531,8 @@ async fn tasks_fired_by_a_schedule_are_listed_by_its_name() {
     let ns = unique_ns();
     let api = Api::start(&redis.url(), &ns, &[]).await;
     let body = json!({"name": "hourly", "task": "noop", "every": 3600});
-    assert_eq!(post_json(&api, "/schedules", body).await.0, 201);
-    let (status, run) = post_json(&api, "/schedules/hourly/run", json!({})).await;
+    assert_eq!(api.post_json("/schedules", body).await.0, 201);
+    let (status, run) = api.post_json("/schedules/hourly/run", json!({})).await;
     assert!(status / 100 == 2, "{status} {run}");
     let fired = run["task_id"].as_str().unwrap().to_owned();
     api.enqueue(json!({"name": "noop"})).await;

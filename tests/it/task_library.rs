@@ -229,34 +229,24 @@ async fn wrong_typed_args_are_refused_at_the_door_naming_the_problem() {
     assert!(body["error"]["message"].as_str().unwrap().contains("/width"), "{body}");
 
     // So is a batch member, by its index, and nothing of the batch is enqueued.
-    let resp = api
-        .http
-        .post(api.url("/tasks/batch"))
-        .json(&json!({"tasks": [
-            {"name": "resize", "args": {"width": 1, "height": 2}},
-            {"name": "noop"},
-            {"name": "resize", "args": {"width": 3}},
-        ]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = api
+        .post_json(
+            "/tasks/batch",
+            json!({"tasks": [
+                {"name": "resize", "args": {"width": 1, "height": 2}},
+                {"name": "noop"},
+                {"name": "resize", "args": {"width": 3}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 422);
     assert_eq!(body["error"]["code"], "invalid_args", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.starts_with("tasks[2]: ") && message.contains("height"),
         "{message}"
     );
-    let listed: Value = api
-        .http
-        .get(api.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = api.get_json("/tasks").await;
     assert_eq!(listed["tasks"], json!([]), "a refused batch enqueues nothing");
 
     // Good arguments pass and run.
