@@ -96,5 +96,10 @@ pub(crate) async fn check_args(state: &AppState, task: &NewTask, fed: bool) -> R
         .args_check
         .check(&state.queue, &state.builtins, &task.name, &task.args)
         .await?
-        .map_err(|e| ApiError::unprocessable("invalid_args", format!("bad args for {:?}: {e}", task.name)))
+        .map_err(|e| invalid_args(&task.name, &e))
+}
+
+/// The 422 for arguments the published schema (or command list) refuses.
+pub(crate) fn invalid_args(name: &str, complaint: &str) -> ApiError {
+    ApiError::unprocessable("invalid_args", format!("bad args for {name:?}: {complaint}"))
 }

@@ -231,10 +231,7 @@ impl TasksApi {
             .check_batch(&state.queue, &state.builtins, published)
             .await?
         {
-            return Err(ApiError::unprocessable(
-                "invalid_args",
-                format!("tasks[{i}]: bad args for {:?}: {e}", tasks[i].name),
-            ));
+            return Err(at_index(super::task_types::invalid_args(&tasks[i].name, &e), i));
         }
         match state
             .queue
