@@ -156,12 +156,8 @@ impl TasksApi {
                 )
             }
         };
-        match self
-            .state
-            .queue
-            .enqueue(&task, self.state.require_registered(&task.name))
-            .await
-        {
+        let require_registered = self.state.require_registered(&task.name);
+        match self.state.enqueuer.enqueue(task, require_registered).await {
             Ok(e) => {
                 let body = Json(TaskCreated {
                     task_id: e.id.to_string(),

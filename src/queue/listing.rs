@@ -1,6 +1,6 @@
 //! Listing tasks (newest first, filtered, paged by an opaque cursor) from the
 //! indexes the transition scripts keep (`includes/index.lua`); pausing and
-//! resuming a task; enqueueing a batch of tasks in one script call.
+//! resuming a task.
 //!
 //! A listing reads the most selective index of its filter (the smallest ZSET;
 //! the status indexes of a status list, or all of them without a status filter,
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::Queue;
 use crate::{
     error::{QueueError, Result},
-    model::{NewTask, TaskRecord, TaskStatus},
+    model::{TaskRecord, TaskStatus},
     redis::{
         codec,
         keys::Keys,
@@ -90,16 +90,6 @@ pub struct TaskPage {
     pub ids: Vec<String>,
     /// Where the next page starts; `None` when there is nothing more.
     pub next_cursor: Option<Cursor>,
-}
-
-/// A batch member the engine refused: nothing of the batch was enqueued.
-#[derive(Debug, thiserror::Error)]
-#[error("task {index}: unknown task name {name:?}")]
-pub struct BatchRefused {
-    /// The member's index in the batch (from 0).
-    pub index: usize,
-    /// Its unknown name.
-    pub name: String,
 }
 
 /// Redis score bound "strictly above/below `ms`", or the open end.
@@ -328,42 +318,6 @@ impl Queue {
     /// `Err(Conflict)` when it is not paused.
     pub async fn resume_task(&self, id: &Uuid) -> Result<()> {
         scripts::resume(&mut self.conn().await?, &self.ctx(), &id.to_string()).await
-    }
-
-    /// Enqueues `tasks` in one script call, all or nothing; returns their ids in
-    /// order. `require_registered` says, per name, whether it must be registered.
-    /// Idempotency keys and parents are not taken in a batch (refused with `Corrupt`).
-    pub async fn enqueue_batch(
-        &self,
-        tasks: &[NewTask],
-        require_registered: impl Fn(&str) -> bool,
-    ) -> Result<std::result::Result<Vec<Uuid>, BatchRefused>> {
-        if tasks
-            .iter()
-            .any(|t| t.idempotency_key.is_some() || t.parent_id.is_some())
-        {
-            return Err(QueueError::Corrupt(
-                "a batch task carries an idempotency key or a parent".into(),
-            ));
-        }
-        let ctx = self.ctx();
-        let ids: Vec<Uuid> = tasks.iter().map(|_| Uuid::new_v4()).collect();
-        let id_strs: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let specs: Vec<_> = tasks
-            .iter()
-            .zip(&id_strs)
-            .map(|(t, id)| {
-                let spec = super::tasks::task_spec(id, t, ctx.now_ms, require_registered(&t.name), true);
-                (spec, t.eta.map_or(0, |eta| eta.timestamp_millis()))
-            })
-            .collect();
-        if specs.is_empty() {
-            return Ok(Ok(ids));
-        }
-        Ok(scripts::enqueue_batch(&mut self.conn().await?, &ctx, &specs)
-            .await?
-            .map(|()| ids)
-            .map_err(|(name, index)| BatchRefused { index, name }))
     }
 }
 

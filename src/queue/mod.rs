@@ -12,9 +12,11 @@
 //! | `task_types.rs` | task names known from live registrations, their schemas; forgetting them |
 //! | `stats.rs` | queue counts |
 //! | `control.rs` | queue pause, resume and purge; the dead letter |
-//! | `listing.rs` | listing tasks from the indexes, task pause/resume, batch enqueue |
+//! | `listing.rs` | listing tasks from the indexes, task pause/resume |
+//! | `batch.rs` | many tasks in one call: all or nothing, or the group commit of single enqueues |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
+mod batch;
 mod callbacks;
 mod control;
 mod lease;
@@ -28,8 +30,9 @@ mod workflows;
 
 use uuid::Uuid;
 
+pub use batch::{BatchRefused, Enqueuer};
 pub use lease::{COMPLETE_BATCH_MAX, Claim, Completion, Failure};
-pub use listing::{ALL_STATUSES, BatchRefused, Cursor, TaskFilter, TaskPage};
+pub use listing::{ALL_STATUSES, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;
 pub use tasks::{Cancel, Enqueue};
 

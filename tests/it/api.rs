@@ -65,6 +65,45 @@ async fn named_tasks_run_with_their_arguments() {
     assert!(traceback.starts_with("TaskFailed: boom"), "{traceback}");
 }
 
+/// `POST /tasks` requests that arrive together are enqueued together (group
+/// commit, queue/batch.rs): each still gets its own answer, an unknown name
+/// only its own 422, and each task runs with its own arguments.
+#[tokio::test]
+async fn concurrent_posts_each_get_their_own_task() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let unknown = |i: usize| i % 10 == 3;
+    let posts = (0..60).map(|i| {
+        let body = if unknown(i) {
+            json!({"name": "transcode"})
+        } else {
+            json!({"name": "echo", "args": {"i": i}})
+        };
+        api.post_json("/tasks", body)
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let _worker = Worker::start(&redis.url(), &ns, &["--concurrency", "8"]).await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if unknown(i) {
+            assert_eq!(
+                (*status, &body["error"]["code"]),
+                (422, &json!("unknown_task")),
+                "{body}"
+            );
+            continue;
+        }
+        assert_eq!(*status, 202, "{body}");
+        let id = body["task_id"].as_str().unwrap();
+        assert!(ids.insert(id.to_owned()), "task id {id} given twice");
+        let task = api.wait_task(id, 20).await;
+        assert_eq!(task["status"], "SUCCESS", "{task}");
+        assert_eq!(task["result"], json!({"i": i}));
+    }
+    assert_eq!(ids.len(), 54);
+}
+
 #[tokio::test]
 async fn unknown_ids_are_404_not_pending() {
     let redis = TestRedis::start();
