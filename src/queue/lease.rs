@@ -36,10 +36,27 @@ impl Queue {
     /// Claims up to `max` ready tasks of `queues` (in order of preference) for `worker`,
     /// promoting due delayed tasks first.
     pub async fn claim(&self, queues: &[String], max: usize, worker: &str) -> Result<Claim> {
+        Ok(self.complete_and_claim(&[], queues, max, worker).await?.1)
+    }
+
+    /// Records the successes `done` (at most [`COMPLETE_BATCH_MAX`]; each answer,
+    /// in order, is what [`Queue::complete`] says for that task), then claims up
+    /// to `max` tasks as [`Queue::claim`] does: one script call, so a busy worker's
+    /// finished tasks and the next ones for their slots share one round trip.
+    pub async fn complete_and_claim(
+        &self,
+        done: &[Completion<'_>],
+        queues: &[String],
+        max: usize,
+        worker: &str,
+    ) -> Result<(Vec<Result<()>>, Claim)> {
         let token_base = Uuid::new_v4().simple().to_string();
-        let (next_due, rows) = scripts::claim(
+        // Nothing to claim: no queue is read (and no other worker woken).
+        let queues = if max == 0 { &[] } else { queues };
+        let claimed = scripts::claim(
             &mut self.conn().await?,
             &self.ctx(),
+            done,
             queues,
             max,
             self.lease_ms(),
@@ -47,7 +64,8 @@ impl Queue {
             &token_base,
         )
         .await?;
-        let tasks = rows
+        let tasks = claimed
+            .rows
             .into_iter()
             .map(
                 |(id, token, name, args, queue, attempts, retries, max_retries, options)| {
@@ -65,10 +83,12 @@ impl Queue {
                 },
             )
             .collect::<Result<_>>()?;
-        Ok(Claim {
+        let next_due = claimed.next_due_ms;
+        let claim = Claim {
             tasks,
             next_due_ms: (next_due >= 0).then_some(next_due),
-        })
+        };
+        Ok((claimed.completed, claim))
     }
 
     /// Extends the leases of held tasks; returns the ids whose lease was lost and

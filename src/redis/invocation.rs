@@ -25,6 +25,7 @@ pub(super) static INCLUDES: &[(&str, &str)] = &[
     ("includes/record", include_str!("lua/includes/record.lua")),
     ("includes/finalize", include_str!("lua/includes/finalize.lua")),
     ("includes/callback", include_str!("lua/includes/callback.lua")),
+    ("includes/complete", include_str!("lua/includes/complete.lua")),
 ];
 
 const INCLUDE_MARKER: &str = "--- @include \"";

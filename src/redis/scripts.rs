@@ -207,16 +207,30 @@ fn flag(on: bool) -> &'static str {
 /// id, token, name, args, queue, attempts, retries, max_retries, options.
 pub type ClaimedRow = (String, String, String, String, String, u32, u32, u32, String);
 
-/// Runs `claim.lua`: returns the next due time of a delayed task (or -1) and the claimed rows.
+/// What one `claim.lua` call did.
+pub struct Claimed {
+    /// When the earliest delayed task of the queues is due (ms), or -1.
+    pub next_due_ms: i64,
+    /// The tasks now leased to the caller.
+    pub rows: Vec<ClaimedRow>,
+    /// Each completion's outcome, in order (what [`complete`] says).
+    pub completed: Vec<Result<()>>,
+}
+
+/// Runs `claim.lua`: records `done` (successes, at most [`COMPLETE_BATCH_MAX`]),
+/// then leases up to `max` tasks of `queues` to `worker`.
+#[allow(clippy::too_many_arguments)]
 pub async fn claim(
     conn: &mut impl ConnectionLike,
     ctx: &Ctx<'_>,
+    done: &[Completion<'_>],
     queues: &[String],
     max: usize,
     lease_ms: u64,
     worker: &str,
     token_base: &str,
-) -> Result<(i64, Vec<ClaimedRow>)> {
+) -> Result<Claimed> {
+    debug_assert!(done.len() <= COMPLETE_BATCH_MAX);
     let k = ctx.keys;
     let mut inv = Invocation::new(&CLAIM);
     inv.key(k.leases())
@@ -227,6 +241,9 @@ pub async fn claim(
     for q in queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
+    for c in done {
+        inv.key(k.task(c.id));
+    }
     inv.arg(ctx.now_ms)
         .arg(max)
         .arg(lease_ms)
@@ -236,10 +253,22 @@ pub async fn claim(
         .arg(k.rate_log_prefix())
         .arg(ctx.events_maxlen);
     ctx.finalize_args(&mut inv);
+    inv.arg(queues.len());
     for q in queues {
         inv.arg(q);
     }
-    Ok(inv.invoke_async(conn).await?)
+    for c in done {
+        inv.arg(c.id).arg(c.token).arg(c.result_json);
+    }
+    let (next_due_ms, rows, codes): (i64, Vec<ClaimedRow>, Vec<i64>) = inv.invoke_async(conn).await?;
+    if codes.len() != done.len() {
+        return Err(QueueError::UnexpectedReply(codes.len() as i64));
+    }
+    Ok(Claimed {
+        next_due_ms,
+        rows,
+        completed: codes.into_iter().map(|c| code(c).map(drop)).collect(),
+    })
 }
 
 /// Runs `heartbeat.lua` for `(id, token)` pairs; returns the ids whose lease is

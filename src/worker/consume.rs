@@ -10,13 +10,21 @@ use std::{
 };
 
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
-    task::AbortHandle,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    task::{AbortHandle, JoinHandle},
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::{CancellationToken, DropGuard},
+    task::TaskTracker,
+};
 use uuid::Uuid;
 
-use super::{StopDetails, WorkerError, executor, health::LoopLiveness, metrics::WorkerMetrics, recorder::Recorder};
+use super::{
+    StopDetails, WorkerError, executor,
+    health::LoopLiveness,
+    metrics::WorkerMetrics,
+    recorder::{Handoff, NextClaim, Recorder},
+};
 use crate::{
     config::WorkerConfig,
     error::QueueError,
@@ -70,18 +78,30 @@ pub enum Batch {
 /// Claims and starts tasks of one worker's queues.
 pub struct Consumer {
     queue: Queue,
-    /// Shared by every running task: cloning the registry itself per task (a
-    /// BTreeMap of boxed handlers) was about 16 % of the worker's CPU.
-    registry: Arc<Registry>,
     name: String,
     queues: Vec<String>,
     wake_keys: Vec<String>,
     blocking: BlockingConnection,
     slots: Arc<Semaphore>,
+    block_max: Duration,
+    launcher: Launcher,
+    /// Cancelled when the worker stops claiming (its drain, or its drop).
+    claiming: CancellationToken,
+    _stop_claiming_on_drop: DropGuard,
+    /// Starts the tasks the recorder claims for the slots its successes free.
+    handoffs: Option<JoinHandle<()>>,
+}
+
+/// What starting a task needs: shared by the consume loop and the handoffs.
+#[derive(Clone)]
+struct Launcher {
+    queue: Queue,
+    /// Shared by every running task: cloning the registry itself per task (a
+    /// BTreeMap of boxed handlers) was about 16 % of the worker's CPU.
+    registry: Arc<Registry>,
     in_flight: InFlightMap,
     tracker: TaskTracker,
     cancel_grace: Duration,
-    block_max: Duration,
     metrics: WorkerMetrics,
     recorder: Recorder,
 }
@@ -89,32 +109,47 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer for `cfg`'s queues and concurrency.
     pub fn new(cfg: &WorkerConfig, queue: Queue, registry: Registry) -> Result<Self, WorkerError> {
-        let recorder = Recorder::start(queue.clone());
+        let claiming = CancellationToken::new();
+        let (handoff, handed) = mpsc::unbounded_channel();
+        let next = NextClaim {
+            queues: cfg.queues.clone(),
+            worker: cfg.name.clone(),
+            claiming: claiming.clone(),
+            handoff,
+        };
+        let launcher = Launcher {
+            queue: queue.clone(),
+            registry: Arc::new(registry),
+            in_flight: InFlightMap::default(),
+            tracker: TaskTracker::new(),
+            cancel_grace: cfg.cancel_grace,
+            metrics: WorkerMetrics::default(),
+            recorder: Recorder::start(queue.clone(), Some(next)),
+        };
+        let handoffs = tokio::spawn(start_handoffs(launcher.clone(), handed, claiming.clone()));
         Ok(Self {
             wake_keys: cfg.queues.iter().map(|q| queue.keys().wake(q)).collect(),
             blocking: BlockingConnection::new(&cfg.redis, cfg.block_max)?,
             queue,
-            registry: Arc::new(registry),
             name: cfg.name.clone(),
             queues: cfg.queues.clone(),
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
-            in_flight: InFlightMap::default(),
-            tracker: TaskTracker::new(),
-            cancel_grace: cfg.cancel_grace,
             block_max: cfg.block_max,
-            metrics: WorkerMetrics::default(),
-            recorder,
+            launcher,
+            _stop_claiming_on_drop: claiming.clone().drop_guard(),
+            claiming,
+            handoffs: Some(handoffs),
         })
     }
 
     /// The running tasks (shared with the lease keeper and the cancel listener).
     pub(super) fn in_flight(&self) -> InFlightMap {
-        self.in_flight.clone()
+        self.launcher.in_flight.clone()
     }
 
     /// This worker's task metrics.
     pub fn metrics(&self) -> WorkerMetrics {
-        self.metrics.clone()
+        self.launcher.metrics.clone()
     }
 
     /// One step: claims as many tasks as there are free slots (one script call)
@@ -140,39 +175,9 @@ impl Consumer {
         let started = claim.tasks.len();
         permits.truncate(started);
         for (task, permit) in claim.tasks.into_iter().zip(permits) {
-            self.start(task, permit);
+            self.launcher.start(task, permit);
         }
         Ok(Batch::Started(started))
-    }
-
-    fn start(&self, task: ClaimedTask, permit: OwnedSemaphorePermit) {
-        let task = Arc::new(task);
-        let revoke = CancellationToken::new();
-        let id = task.id;
-        self.in_flight.lock().expect("in-flight lock").insert(
-            id,
-            InFlight {
-                task: task.clone(),
-                revoke: revoke.clone(),
-                abort: None,
-            },
-        );
-        let (queue, registry, map) = (self.queue.clone(), self.registry.clone(), self.in_flight.clone());
-        let recorder = self.recorder.clone();
-        let grace = self.cancel_grace;
-        let metrics = self.metrics.clone();
-        let handle = self.tracker.spawn(async move {
-            let _in_flight = InFlightGuard { map, id };
-            let _running = metrics.started();
-            let began = std::time::Instant::now();
-            let outcome = executor::execute(&queue, &recorder, &registry, &task, revoke.clone(), grace).await;
-            let secs = began.elapsed().as_secs_f64();
-            metrics.finished(&task.name, &task.queue, outcome, revoke.is_cancelled(), secs);
-            drop(permit);
-        });
-        if let Some(f) = self.in_flight.lock().expect("in-flight lock").get_mut(&id) {
-            f.abort = Some(handle.abort_handle());
-        }
     }
 
     /// Claims and starts tasks until `shutdown` fires, blocking in Redis while
@@ -221,12 +226,19 @@ impl Consumer {
 
     /// Stops: running tasks get `grace` to finish; what still runs then is
     /// aborted and handed back to its queue (its lease released, not left to expire).
-    pub async fn drain(self, grace: Duration) -> StopDetails {
-        self.tracker.close();
-        let running = self.tracker.len();
+    pub async fn drain(mut self, grace: Duration) -> StopDetails {
+        // No more claims, by the loop or with completions; what was handed over
+        // and not started yet goes back to its queue.
+        self.claiming.cancel();
+        if let Some(handoffs) = self.handoffs.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), handoffs).await;
+        }
+        let l = &self.launcher;
+        l.tracker.close();
+        let running = l.tracker.len();
         tracing::info!(running, ?grace, "stopped claiming, waiting for running tasks");
-        let drained = tokio::time::timeout(grace, self.tracker.wait()).await.is_ok();
-        let leftovers: Vec<InFlight> = self
+        let drained = tokio::time::timeout(grace, l.tracker.wait()).await.is_ok();
+        let leftovers: Vec<InFlight> = l
             .in_flight
             .lock()
             .expect("in-flight lock")
@@ -243,9 +255,9 @@ impl Consumer {
                 }
             }
             // Aborted tasks stop at their next await; none may record after its release.
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), l.tracker.wait()).await;
             for f in &leftovers {
-                match self.queue.release(&f.task).await {
+                match l.queue.release(&f.task).await {
                     Ok(()) => released += 1,
                     Err(QueueError::NotRunning | QueueError::LeaseLost) => {
                         tracing::debug!(task_id = %f.task.id, name = %f.task.name, "finished or reassigned before its release")
@@ -259,6 +271,70 @@ impl Consumer {
         StopDetails {
             finished_in_grace: running.saturating_sub(leftovers.len()),
             released,
+        }
+    }
+}
+
+impl Launcher {
+    /// Runs `task` in `slot` under the tracker, listed in the in-flight map.
+    fn start(&self, task: ClaimedTask, slot: OwnedSemaphorePermit) {
+        let task = Arc::new(task);
+        let revoke = CancellationToken::new();
+        let id = task.id;
+        self.in_flight.lock().expect("in-flight lock").insert(
+            id,
+            InFlight {
+                task: task.clone(),
+                revoke: revoke.clone(),
+                abort: None,
+            },
+        );
+        let this = self.clone();
+        let handle = self.tracker.spawn(async move {
+            let _in_flight = InFlightGuard {
+                map: this.in_flight.clone(),
+                id,
+            };
+            let _running = this.metrics.started();
+            let began = std::time::Instant::now();
+            let (queue, recorder, registry) = (&this.queue, &this.recorder, &this.registry);
+            let outcome = executor::execute(
+                queue,
+                recorder,
+                registry,
+                &task,
+                revoke.clone(),
+                this.cancel_grace,
+                slot,
+            )
+            .await;
+            let secs = began.elapsed().as_secs_f64();
+            this.metrics
+                .finished(&task.name, &task.queue, outcome, revoke.is_cancelled(), secs);
+        });
+        if let Some(f) = self.in_flight.lock().expect("in-flight lock").get_mut(&id) {
+            f.abort = Some(handle.abort_handle());
+        }
+    }
+}
+
+/// Starts the tasks the recorder claimed for freed slots until the worker stops
+/// claiming; those handed over after that go back to their queue.
+async fn start_handoffs(launcher: Launcher, mut handed: mpsc::UnboundedReceiver<Handoff>, claiming: CancellationToken) {
+    loop {
+        tokio::select! {
+            biased;
+            () = claiming.cancelled() => break,
+            next = handed.recv() => match next {
+                Some((task, slot)) => launcher.start(task, slot),
+                None => return,
+            },
+        }
+    }
+    handed.close();
+    while let Some((task, _slot)) = handed.recv().await {
+        if let Err(e) = launcher.queue.release(&task).await {
+            tracing::warn!(task_id = %task.id, error.message = %e, "cannot hand a claimed task back; its lease will expire");
         }
     }
 }

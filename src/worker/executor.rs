@@ -4,6 +4,7 @@ use std::{future::Future, panic::AssertUnwindSafe, pin::pin, time::Duration};
 
 use futures_util::FutureExt;
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::recorder::Recorder;
@@ -57,6 +58,7 @@ pub async fn execute(
     task: &ClaimedTask,
     revoke: CancellationToken,
     cancel_grace: Duration,
+    slot: OwnedSemaphorePermit,
 ) -> Outcome {
     let signal = CancellationToken::new();
     let ctx = TaskContext::new(task, signal.clone(), queue.clone());
@@ -69,7 +71,7 @@ pub async fn execute(
         };
     };
     let result = run_limited(fut, &task.options, &signal, &revoke, cancel_grace).await;
-    record(queue, recorder, task, result).await
+    record(queue, recorder, task, result, slot).await
 }
 
 async fn run_limited(
@@ -125,14 +127,23 @@ async fn sleep_secs(secs: Option<f64>) {
 }
 
 /// Records the outcome, retrying while Redis is unreachable (up to a lease).
-/// Successes go through the worker's group commit, failures one by one (rare).
-async fn record(queue: &Queue, recorder: &Recorder, task: &ClaimedTask, result: TaskResult) -> Outcome {
+/// Successes go through the worker's group commit, which hands the task's slot
+/// to the next task it claims; failures go one by one (rare), and free the slot
+/// when they are recorded.
+async fn record(
+    queue: &Queue,
+    recorder: &Recorder,
+    task: &ClaimedTask,
+    result: TaskResult,
+    slot: OwnedSemaphorePermit,
+) -> Outcome {
+    let mut slot = Some(slot);
     let deadline = tokio::time::Instant::now() + queue.config().lease;
     let mut delay = Duration::from_millis(50);
     loop {
         let recorded = match &result {
             Ok(value) => recorder
-                .complete(task.id.to_string(), task.token.clone(), value.to_string())
+                .complete(task.id.to_string(), task.token.clone(), value.to_string(), slot.take())
                 .await
                 .map(|()| Outcome::Succeeded),
             Err(error) => {

@@ -2,19 +2,42 @@
 //! flight are recorded together by the next call. A busy worker pays the script's
 //! fixed cost (dispatch, setup, the round trip) once per batch instead of once per
 //! task; an idle one sends each completion at once and waits for nobody.
+//!
+//! The same call claims the next tasks for the slots the batch frees (`claim.lua`
+//! records the successes, then claims): each success brings its slot along, and
+//! the tasks claimed for those slots are handed to the consumer with them
+//! ([`NextClaim`]). A busy worker so makes one call per batch instead of two.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::{QueueError, Result},
-    queue::{COMPLETE_BATCH_MAX, Completion, Queue},
+    model::ClaimedTask,
+    queue::{COMPLETE_BATCH_MAX, Claim, Completion, Queue},
 };
 
-/// One success waiting to be recorded, and who waits for the answer.
+/// A claimed task and the slot it runs in.
+pub(super) type Handoff = (ClaimedTask, OwnedSemaphorePermit);
+
+/// What the recorder needs to claim tasks for the slots its successes free.
+pub(super) struct NextClaim {
+    /// The worker's queues, in order of preference.
+    pub queues: Vec<String>,
+    /// The worker's name (its leases and listing index).
+    pub worker: String,
+    /// Cancelled when the worker stops claiming: successes then claim nothing.
+    pub claiming: CancellationToken,
+    /// Where the claimed tasks go, each with its slot.
+    pub handoff: mpsc::UnboundedSender<Handoff>,
+}
+
+/// One success waiting to be recorded, the slot it frees, and who waits for the answer.
 struct Pending {
     id: String,
     token: String,
     result_json: String,
+    slot: Option<OwnedSemaphorePermit>,
     answer: oneshot::Sender<Result<()>>,
 }
 
@@ -25,20 +48,30 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recording loop on `queue`; it ends when the last `Recorder` is dropped.
-    pub fn start(queue: Queue) -> Self {
+    /// Starts the recording loop on `queue`, claiming for freed slots when
+    /// `next` says how; it ends when the last `Recorder` is dropped.
+    pub(super) fn start(queue: Queue, next: Option<NextClaim>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(record_loop(queue, rx));
+        tokio::spawn(record_loop(queue, next, rx));
         Self { tx }
     }
 
-    /// Records a success: the answer [`Queue::complete`] would give, from a batch call.
-    pub async fn complete(&self, id: String, token: String, result_json: String) -> Result<()> {
+    /// Records a success: the answer [`Queue::complete`] would give, from a batch
+    /// call. `slot`, the task's slot, goes to the task claimed for it, if any;
+    /// otherwise it is freed once the call is answered.
+    pub async fn complete(
+        &self,
+        id: String,
+        token: String,
+        result_json: String,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<()> {
         let (answer, wait) = oneshot::channel();
         let pending = Pending {
             id,
             token,
             result_json,
+            slot,
             answer,
         };
         if self.tx.send(pending).is_err() {
@@ -56,9 +89,10 @@ fn stopped() -> QueueError {
     )))
 }
 
-async fn record_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn record_loop(queue: Queue, next: Option<NextClaim>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH_MAX);
     while rx.recv_many(&mut batch, COMPLETE_BATCH_MAX).await > 0 {
+        let mut slots: Vec<OwnedSemaphorePermit> = batch.iter_mut().filter_map(|p| p.slot.take()).collect();
         let calls: Vec<Completion<'_>> = batch
             .iter()
             .map(|p| Completion {
@@ -67,19 +101,51 @@ async fn record_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 result_json: &p.result_json,
             })
             .collect();
-        let answers = queue.complete_many(&calls).await;
+        let answers = match next
+            .as_ref()
+            .filter(|n| !n.claiming.is_cancelled() && !slots.is_empty())
+        {
+            Some(n) => {
+                queue
+                    .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker)
+                    .await
+            }
+            None => queue.complete_many(&calls).await.map(|a| (a, Claim::default())),
+        };
         drop(calls);
         match answers {
-            Ok(answers) => {
+            Ok((answers, claim)) => {
+                // Handed over before the executors are answered: once they have all
+                // ended, every task claimed for their slots is with the consumer.
+                for task in claim.tasks {
+                    let slot = slots.pop().expect("at most one task is claimed per freed slot");
+                    hand_over(&queue, next.as_ref(), task, slot).await;
+                }
+                drop(slots);
                 for (p, answer) in batch.drain(..).zip(answers) {
                     let _ = p.answer.send(answer);
                 }
             }
             Err(e) => {
+                drop(slots);
                 for p in batch.drain(..) {
                     let _ = p.answer.send(Err(e.clone()));
                 }
             }
         }
+    }
+}
+
+/// Gives a claimed task to the consumer; when it stopped taking them, the task
+/// goes back to its queue.
+async fn hand_over(queue: &Queue, next: Option<&NextClaim>, task: ClaimedTask, slot: OwnedSemaphorePermit) {
+    let refused = match next {
+        Some(n) => n.handoff.send((task, slot)).err().map(|e| e.0.0),
+        None => Some(task),
+    };
+    if let Some(task) = refused
+        && let Err(e) = queue.release(&task).await
+    {
+        tracing::warn!(task_id = %task.id, error.message = %e, "cannot hand a claimed task back; its lease will expire");
     }
 }

@@ -457,3 +457,66 @@ async fn single_enqueues_that_arrive_together_share_one_script_call() {
     assert!(a.created && !b.created);
     assert_eq!(a.id, b.id);
 }
+
+/// A worker's successes and its next claim in one call (claim.lua): the
+/// completions are answered each on its own, then tasks are leased for the slots.
+#[tokio::test]
+async fn completions_and_the_next_claim_share_one_call() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(q.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap().id);
+    }
+    let first = q.claim(&queues(), 2, "worker-a").await.unwrap().tasks;
+    assert_eq!(first.iter().map(|t| t.id).collect::<Vec<_>>(), ids[..2]);
+    let (a, b) = (first[0].id.to_string(), first[1].id.to_string());
+    let done = [
+        Completion {
+            id: &a,
+            token: &first[0].token,
+            result_json: "\"a\"",
+        },
+        // A stale token: refused, and it spoils nothing else.
+        Completion {
+            id: &b,
+            token: "not-the-lease",
+            result_json: "\"b\"",
+        },
+    ];
+    let (answers, claim) = q.complete_and_claim(&done, &queues(), 2, "worker-a").await.unwrap();
+    assert!(answers[0].is_ok());
+    assert!(matches!(answers[1], Err(QueueError::LeaseLost)));
+    assert_eq!(claim.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), ids[2..4]);
+    let status = |i: usize| {
+        let q = q.clone();
+        let id = ids[i];
+        async move { q.get(&id).await.unwrap().unwrap() }
+    };
+    let a_record = status(0).await;
+    assert_eq!(
+        (a_record.status, a_record.result),
+        (TaskStatus::Success, Some(json!("a")))
+    );
+    for i in 1..4 {
+        let r = status(i).await;
+        assert_eq!(
+            (r.status, r.worker.as_deref()),
+            (TaskStatus::Started, Some("worker-a")),
+            "task {i}"
+        );
+    }
+
+    // Claiming nothing: the completion is recorded, the queue is not touched.
+    let c = &claim.tasks[0];
+    let c_id = c.id.to_string();
+    let only = [Completion {
+        id: &c_id,
+        token: &c.token,
+        result_json: "null",
+    }];
+    let (answers, none) = q.complete_and_claim(&only, &queues(), 0, "worker-a").await.unwrap();
+    assert!(answers[0].is_ok() && none.tasks.is_empty());
+    assert_eq!(status(2).await.status, TaskStatus::Success);
+    assert_eq!(status(4).await.status, TaskStatus::Pending);
+}

@@ -1,6 +1,6 @@
 //! Worker behaviour: queues, registration, health, graceful shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Commands;
 use serde_json::json;
@@ -108,6 +108,55 @@ async fn concurrency_runs_that_many_tasks_at_once() {
         took < Duration::from_millis(1900),
         "4 one-second tasks on 4 slots took {took:?}"
     );
+}
+
+/// A success brings its slot's next task along (claim.lua records and claims in
+/// one call): after one consume step, the worker's successes alone run the rest
+/// of the queue, one slot at a time.
+#[tokio::test]
+async fn successes_claim_the_next_tasks_for_their_slots() {
+    use celeriac::{
+        config::{RedisConfig, WorkerConfig},
+        model::{NewTask, TaskStatus},
+        tasks::Registry,
+        worker::{Batch, Consumer},
+    };
+    let redis = TestRedis::start();
+    let mut redis_cfg = RedisConfig::new(redis.url());
+    redis_cfg.namespace = unique_ns();
+    let mut cfg = WorkerConfig::new(redis_cfg, "chain-worker");
+    cfg.concurrency = 1;
+    let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(queue.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap().id);
+    }
+    let consumer = Consumer::new(&cfg, queue.clone(), Registry::with_builtins()).unwrap();
+    assert_eq!(consumer.process_batch().await.unwrap(), Batch::Started(1));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (i, id) in ids.iter().enumerate() {
+        loop {
+            let record = queue.get(id).await.unwrap().unwrap();
+            if record.status == TaskStatus::Success {
+                assert_eq!(record.result, Some(json!(i)));
+                assert_eq!(record.worker.as_deref(), Some("chain-worker"));
+                break;
+            }
+            assert!(Instant::now() < deadline, "task {i} is {:?}", record.status);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Its one slot is free again (once the last answer is in): the chain ended with the queue.
+    let step = loop {
+        match consumer.process_batch().await.unwrap() {
+            Batch::Full if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            step => break step,
+        }
+    };
+    assert_eq!(step, Batch::Idle { next_due_ms: None });
+    let details = consumer.drain(Duration::from_secs(5)).await;
+    assert_eq!((details.finished_in_grace, details.released), (0, 0));
 }
 
 #[tokio::test]

@@ -1,17 +1,22 @@
---[[ claim: promote due delayed tasks, then lease up to N ready tasks, skipping
-  expired ones (→ REVOKED) and deferring those over their task's rate limit.
+--[[ claim: record the successes the caller sends with it (includes/complete: a
+  worker's completions and the claim for the slots they free are one call), then
+  promote due delayed tasks, then lease up to N ready tasks, skipping expired
+  ones (→ REVOKED) and deferring those over their task's rate limit.
   KEYS[1] leases ZSET   KEYS[2] rate_limits HASH (name → "limit window_ms")
   KEYS[3] seq STRING    KEYS[4] events STREAM   KEYS[5] paused queues SET
   then per queue, from KEYS[6]: queue ZSET, delayed ZSET, wake ZSET
+  then the completed tasks' HASHes, in the order of their ARGV triples
   ARGV[1] now ms        ARGV[2] max tasks    ARGV[3] lease ms   ARGV[4] worker name
   ARGV[5] lease token base (unique per call) ARGV[6] max promotions per queue
   ARGV[7] rate-limit log key prefix          ARGV[8] events MAXLEN
   ARGV[9] result TTL ms, then key prefixes (tasks are learned here):
   ARGV[10] done channel ARGV[11] idempotency ARGV[12] task ARGV[13] workflow
   ARGV[14] queue        ARGV[15] wake   ARGV[16] listing index
-  then the queue names, in the order of their keys, from ARGV[17]
+  ARGV[17] the number of queues Q, then their names, in the order of their keys
+  then per completed task: id, lease token, result JSON
   Returns: { next due ms of a delayed task or -1,
-             { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... } } ]]
+             { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... },
+             per completed task, in order: 1 ok | -1 no such task | -2 not running | -3 lease lost } ]]
 local rcall = redis.call
 local leases_key, limits_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local paused_key = KEYS[5]
@@ -20,7 +25,11 @@ local token_base, promote_limit, rate_prefix, maxlen = ARGV[5], tonumber(ARGV[6]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
 local idx_prefix = ARGV[16]
---- @include "includes/finalize"
+local queues_n = tonumber(ARGV[17])
+local last_queue_key = 5 + 3 * queues_n
+--- @include "includes/complete"
+
+local completed = complete_tasks(last_queue_key + 1, #KEYS, 18 + queues_n)
 
 local out = {}
 local lease_until = string.format('%d', now + lease_ms)
@@ -54,10 +63,10 @@ end
 -- Most deployments pause no queue: look names up only when some are paused.
 local any_paused = rcall('EXISTS', paused_key) == 1
 local heads = {}
-for q = 6, #KEYS, 3 do
+for q = 6, last_queue_key, 3 do
   local queue_key, delayed_key, wake_key = KEYS[q], KEYS[q + 1], KEYS[q + 2]
   -- A paused queue is skipped whole: its resume sets the wake marker.
-  if any_paused and rcall('SISMEMBER', paused_key, ARGV[17 + (q - 6) / 3]) == 1 then
+  if any_paused and rcall('SISMEMBER', paused_key, ARGV[18 + (q - 6) / 3]) == 1 then
     heads[q] = {}
   else
     -- The delayed set's head says whether anything is due (usually not).
@@ -140,8 +149,8 @@ for q = 6, #KEYS, 3 do
 end
 
 local next_due = -1
-for q = 6, #KEYS, 3 do
+for q = 6, last_queue_key, 3 do
   local first = deferred == 0 and heads[q] or rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
   if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
 end
-return { next_due, out }
+return { next_due, out, completed }

@@ -1,5 +1,4 @@
---[[ complete: STARTED → SUCCESS (or REVOKED when a cancellation was requested) for
-  each task of a batch whose caller still holds its lease; advances workflows.
+--[[ complete: records a batch of successes (includes/complete).
   A worker groups the completions that arrive while its previous call is in flight
   into one call (worker/recorder.rs): the script's fixed cost is paid per batch.
   KEYS[1] leases ZSET   KEYS[2] events STREAM   KEYS[3] seq STRING
@@ -16,28 +15,6 @@ local now, maxlen = tonumber(ARGV[1]), ARGV[2]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[7], ARGV[8], ARGV[9]
 local idx_prefix = ARGV[10]
---- @include "includes/lease_guard"
---- @include "includes/finalize"
+--- @include "includes/complete"
 
-local codes, done = {}, {}
-finished_tally = {}
-for k = 4, #KEYS do
-  local a = 11 + (k - 4) * 3
-  local id, token, result, task_key = ARGV[a], ARGV[a + 1], ARGV[a + 2], KEYS[k]
-  local t = read_task(task_key)
-  local refusal = lease_refusal(t.status, t.lease, token)
-  if refusal then
-    codes[#codes + 1] = refusal
-  else
-    done[#done + 1] = id
-    if t.cancel_requested then
-      finalize(id, task_key, t, 'REVOKED', revoked_result('cancelled'), 'revoked')
-    else
-      finalize(id, task_key, t, 'SUCCESS', result, 'succeeded')
-    end
-    codes[#codes + 1] = 1
-  end
-end
-if #done > 0 then rcall('ZREM', leases_key, unpack(done)) end
-flush_finished()
-return codes
+return complete_tasks(4, #KEYS, 11)
