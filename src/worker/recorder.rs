@@ -8,7 +8,9 @@
 //! the tasks claimed for those slots are handed to the consumer with them
 //! ([`NextClaim`]). A busy worker so makes one call per batch instead of two.
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -89,48 +91,67 @@ fn stopped() -> QueueError {
     )))
 }
 
+/// Calls in flight at once: while Redis runs one batch, the next gathers and is
+/// sent, so Redis is not left idle while the worker starts the tasks a call
+/// claimed and they finish.
+const CALLS_IN_FLIGHT: usize = 2;
+
 async fn record_loop(queue: Queue, next: Option<NextClaim>, mut rx: mpsc::UnboundedReceiver<Pending>) {
-    let mut batch = Vec::with_capacity(COMPLETE_BATCH_MAX);
-    while rx.recv_many(&mut batch, COMPLETE_BATCH_MAX).await > 0 {
-        let mut slots: Vec<OwnedSemaphorePermit> = batch.iter_mut().filter_map(|p| p.slot.take()).collect();
-        let calls: Vec<Completion<'_>> = batch
-            .iter()
-            .map(|p| Completion {
-                id: &p.id,
-                token: &p.token,
-                result_json: &p.result_json,
-            })
-            .collect();
-        let answers = match next
-            .as_ref()
-            .filter(|n| !n.claiming.is_cancelled() && !slots.is_empty())
-        {
-            Some(n) => {
-                queue
-                    .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker)
-                    .await
-            }
-            None => queue.complete_many(&calls).await.map(|a| (a, Claim::default())),
+    let next = next.map(Arc::new);
+    let in_flight = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+    loop {
+        let Ok(turn) = in_flight.clone().acquire_owned().await else {
+            return;
         };
-        drop(calls);
-        match answers {
-            Ok((answers, claim)) => {
-                // Handed over before the executors are answered: once they have all
-                // ended, every task claimed for their slots is with the consumer.
-                for task in claim.tasks {
-                    let slot = slots.pop().expect("at most one task is claimed per freed slot");
-                    hand_over(&queue, next.as_ref(), task, slot).await;
-                }
-                drop(slots);
-                for (p, answer) in batch.drain(..).zip(answers) {
-                    let _ = p.answer.send(answer);
-                }
+        let mut batch = Vec::with_capacity(COMPLETE_BATCH_MAX);
+        if rx.recv_many(&mut batch, COMPLETE_BATCH_MAX).await == 0 {
+            return;
+        }
+        let (queue, next) = (queue.clone(), next.clone());
+        tokio::spawn(async move {
+            record_batch(&queue, next.as_deref(), batch).await;
+            drop(turn);
+        });
+    }
+}
+
+/// One call: records `batch`, claims for the slots it frees, answers each member.
+async fn record_batch(queue: &Queue, next: Option<&NextClaim>, mut batch: Vec<Pending>) {
+    let mut slots: Vec<OwnedSemaphorePermit> = batch.iter_mut().filter_map(|p| p.slot.take()).collect();
+    let calls: Vec<Completion<'_>> = batch
+        .iter()
+        .map(|p| Completion {
+            id: &p.id,
+            token: &p.token,
+            result_json: &p.result_json,
+        })
+        .collect();
+    let answers = match next.filter(|n| !n.claiming.is_cancelled() && !slots.is_empty()) {
+        Some(n) => {
+            queue
+                .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker)
+                .await
+        }
+        None => queue.complete_many(&calls).await.map(|a| (a, Claim::default())),
+    };
+    drop(calls);
+    match answers {
+        Ok((answers, claim)) => {
+            // Handed over before the executors are answered: once they have all
+            // ended, every task claimed for their slots is with the consumer.
+            for task in claim.tasks {
+                let slot = slots.pop().expect("at most one task is claimed per freed slot");
+                hand_over(queue, next, task, slot).await;
             }
-            Err(e) => {
-                drop(slots);
-                for p in batch.drain(..) {
-                    let _ = p.answer.send(Err(e.clone()));
-                }
+            drop(slots);
+            for (p, answer) in batch.into_iter().zip(answers) {
+                let _ = p.answer.send(answer);
+            }
+        }
+        Err(e) => {
+            drop(slots);
+            for p in batch {
+                let _ = p.answer.send(Err(e.clone()));
             }
         }
     }
