@@ -33,11 +33,12 @@
 //!    call: each gets a lease (deadline in the leases ZSET) and a lease token.
 //! 4. `worker::executor` runs the handler from [`tasks::Registry`] under its time
 //!    limits; the lease keeper (`worker/lease.rs`) extends the lease meanwhile.
-//! 5. `worker/recorder.rs` sends the success to `lua/complete.lua` with the others
+//! 5. `worker/recorder.rs` sends the success to `lua/claim.lua` with the others
 //!    that finished meanwhile (group commit); per task the script checks the lease
 //!    token, writes `SUCCESS` and the result, sets the record's expiry, appends an
 //!    event, PUBLISHes on the task's done channel (waking `GET /tasks/{id}?wait=`)
-//!    and advances its workflow.
+//!    and advances its workflow; then the same call claims the next tasks for the
+//!    slots the successes free, started at once (`lua/complete.lua` when none is wanted).
 //!
 //! `src/bin/api.rs` and `src/bin/worker.rs` only parse settings and call
 //! [`api::serve`] and [`worker::run`].

@@ -27,7 +27,7 @@ pub use models::{BodyLimit, NewTaskRequest, TaskView};
 use crate::{
     config::ApiConfig,
     model::Routes,
-    queue::{Enqueuer, Queue},
+    queue::Queue,
     redis::{connect, events::EventHub, notify::Notifier},
     tasks::{ArgsCheck, Registry},
 };
@@ -54,8 +54,6 @@ enum Tag {
 #[derive(Clone)]
 pub(crate) struct AppState {
     queue: Queue,
-    /// `POST /tasks` goes through it: the enqueues that arrive together share one script call.
-    enqueuer: Enqueuer,
     notifier: Notifier,
     /// The events stream reader (SSE).
     events: EventHub,
@@ -122,7 +120,6 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     );
     let state = AppState {
         queue: queue.clone(),
-        enqueuer: Enqueuer::new(queue.clone()),
         events,
         queue_callbacks: Arc::new(cfg.queue_callbacks.clone()),
         notifier: Notifier::new(connect::client(&cfg.redis)?, cfg.redis.connect_timeout * 3 / 4),

@@ -156,8 +156,12 @@ impl TasksApi {
                 )
             }
         };
-        let require_registered = self.state.require_registered(&task.name);
-        match self.state.enqueuer.enqueue(task, require_registered).await {
+        match self
+            .state
+            .queue
+            .enqueue(&task, self.state.require_registered(&task.name))
+            .await
+        {
             Ok(e) => {
                 let body = Json(TaskCreated {
                     task_id: e.id.to_string(),

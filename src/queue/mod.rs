@@ -13,7 +13,7 @@
 //! | `stats.rs` | queue counts |
 //! | `control.rs` | queue pause, resume and purge; the dead letter |
 //! | `listing.rs` | listing tasks from the indexes, task pause/resume |
-//! | `batch.rs` | many tasks in one call: all or nothing, or the group commit of single enqueues |
+//! | `batch.rs` | many tasks in one call, all or nothing |
 //! | `overview.rs` | workers, running tasks and queue counts for operators |
 
 mod batch;
@@ -30,7 +30,7 @@ mod workflows;
 
 use uuid::Uuid;
 
-pub use batch::{BatchRefused, Enqueuer};
+pub use batch::BatchRefused;
 pub use lease::{COMPLETE_BATCH_MAX, Claim, Completion, Failure};
 pub use listing::{ALL_STATUSES, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;

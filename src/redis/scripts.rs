@@ -535,39 +535,13 @@ pub async fn callback_status(conn: &mut impl ConnectionLike, ctx: &Ctx<'_>, id: 
     code(inv.invoke_async(conn).await?).map(drop)
 }
 
-/// How `enqueue_batch` treats a task with an unknown name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BatchMode {
-    /// Nothing is created (`POST /tasks/batch`).
-    AllOrNothing,
-    /// That task is left out; the others are created (group commit of single enqueues).
-    EachAlone,
-}
-
-/// What `enqueue_batch` did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BatchEnqueued {
-    /// Created, all but the tasks at these indexes (unknown names, [`BatchMode::EachAlone`] only).
-    Created {
-        /// Indexes in the batch of the tasks left out, ascending.
-        left_out: Vec<usize>,
-    },
-    /// [`BatchMode::AllOrNothing`]: the task at `index` has an unknown name; nothing was created.
-    Refused {
-        /// The unknown name.
-        name: String,
-        /// Its task's index in the batch.
-        index: usize,
-    },
-}
-
-/// Runs `enqueue_batch.lua`: `tasks` with their due times (ms, 0: now).
+/// Runs `enqueue_batch.lua`: `tasks` with their due times (ms, 0: now), all
+/// or nothing. An unknown name is reported with its index in `tasks`.
 pub async fn enqueue_batch(
     conn: &mut impl ConnectionLike,
     ctx: &Ctx<'_>,
     tasks: &[(TaskSpec<'_>, i64)],
-    mode: BatchMode,
-) -> Result<BatchEnqueued> {
+) -> Result<std::result::Result<(), (String, usize)>> {
     let k = ctx.keys;
     let mut inv = Invocation::new(&ENQUEUE_BATCH);
     inv.key(k.queues())
@@ -583,8 +557,7 @@ pub async fn enqueue_batch(
         .arg(k.index_prefix())
         .arg(k.queue_prefix())
         .arg(k.delayed_prefix())
-        .arg(k.wake_prefix())
-        .arg(flag(mode == BatchMode::AllOrNothing));
+        .arg(k.wake_prefix());
     for (t, due_ms) in tasks {
         inv.arg(t.id)
             .arg(t.name)
@@ -599,10 +572,10 @@ pub async fn enqueue_batch(
             inv.arg(*field).arg(value);
         }
     }
-    let (c, name, index, left_out): (i64, String, usize, Vec<usize>) = inv.invoke_async(conn).await?;
+    let (c, name, index): (i64, String, usize) = inv.invoke_async(conn).await?;
     match c {
-        -5 => Ok(BatchEnqueued::Refused { name, index }),
-        c => QueueError::from_script_code(c, &name).map(|_| BatchEnqueued::Created { left_out }),
+        -5 => Ok(Err((name, index))),
+        c => QueueError::from_script_code(c, &name).map(|_| Ok(())),
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `consume.rs` | the consume step (free slots → one claim → start tasks) and its loop |
+//! | `consume.rs` | the consume step (free slots → one claim → start tasks), its loop, and the start of the tasks claimed with successes |
 //! | `executor.rs` | one task under its time limits, its outcome recorded under its lease |
-//! | `recorder.rs` | group commit: successes that finish together are recorded in one call |
+//! | `recorder.rs` | group commit: successes that finish together are recorded in one call, which also claims the next tasks for their slots |
 //! | `lease.rs` | the lease keeper (heartbeat) and the cancel listener |
 //! | `reaper.rs` | returns tasks whose lease expired |
 //! | `health.rs` | the optional health port (`/healthz`, `/readyz`, `/metrics`) and the consume loop's liveness |

@@ -65,9 +65,9 @@ async fn named_tasks_run_with_their_arguments() {
     assert!(traceback.starts_with("TaskFailed: boom"), "{traceback}");
 }
 
-/// `POST /tasks` requests that arrive together are enqueued together (group
-/// commit, queue/batch.rs): each still gets its own answer, an unknown name
-/// only its own 422, and each task runs with its own arguments.
+/// `POST /tasks` requests that arrive together each get their own answer (one
+/// multiplexed Redis connection carries them all): an unknown name only its own
+/// 422, and each task runs with its own arguments.
 #[tokio::test]
 async fn concurrent_posts_each_get_their_own_task() {
     let redis = TestRedis::start();

@@ -410,54 +410,6 @@ async fn transitions_survive_a_script_flush() {
     assert_eq!(q.get(&first).await.unwrap().unwrap().status, TaskStatus::Success);
 }
 
-/// The API's group commit (`Enqueuer`): single enqueues that arrive together go
-/// in one script call, in the order they came; an unknown name is refused alone,
-/// and a task with an idempotency key still goes alone.
-#[tokio::test]
-async fn single_enqueues_that_arrive_together_share_one_script_call() {
-    let redis = TestRedis::start();
-    let q = queue(&redis, EngineConfig::default());
-    let enqueuer = celeriac::queue::Enqueuer::new(q.clone());
-    // The first call loads the script (a NOSCRIPT, then EVALSHA again).
-    let first = enqueuer.enqueue(NewTask::new("noop", json!(-1)), false).await.unwrap();
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut redis.conn()).unwrap();
-
-    // All forty are sent before the commit loop runs (one test task, one thread).
-    let answers = futures_util::future::join_all((0..40).map(|i| {
-        let name = if i == 7 { "nobody-registered-this" } else { "noop" };
-        enqueuer.enqueue(NewTask::new(name, json!(i)), i == 7)
-    }))
-    .await;
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut redis.conn()).unwrap();
-    let evalsha = info.lines().find(|l| l.starts_with("cmdstat_evalsha:")).unwrap();
-    assert!(evalsha.starts_with("cmdstat_evalsha:calls=1,"), "{evalsha}");
-
-    let mut ids = vec![first.id];
-    for (i, answer) in answers.into_iter().enumerate() {
-        if i == 7 {
-            assert!(matches!(answer, Err(QueueError::UnknownTaskName(ref n)) if n == "nobody-registered-this"));
-            continue;
-        }
-        let e = answer.unwrap();
-        assert!(e.created);
-        let record = q.get(&e.id).await.unwrap().unwrap();
-        assert_eq!((record.name.as_str(), record.args.clone()), ("noop", json!(i)));
-        assert_eq!(record.status, TaskStatus::Pending);
-        ids.push(e.id);
-    }
-    // FIFO: the queue holds them in the order they were enqueued.
-    let queued: Vec<String> = redis.conn().zrange(q.keys().queue("default"), 0, -1).unwrap();
-    assert_eq!(queued, ids.iter().map(ToString::to_string).collect::<Vec<_>>());
-
-    // An idempotency key goes alone, through enqueue.lua, and is honoured.
-    let mut keyed = NewTask::new("noop", json!("keyed"));
-    keyed.idempotency_key = Some("once".into());
-    let a = enqueuer.enqueue(keyed.clone(), false).await.unwrap();
-    let b = enqueuer.enqueue(keyed, false).await.unwrap();
-    assert!(a.created && !b.created);
-    assert_eq!(a.id, b.id);
-}
-
 /// A worker's successes and its next claim in one call (claim.lua): the
 /// completions are answered each on its own, then tasks are leased for the slots.
 #[tokio::test]

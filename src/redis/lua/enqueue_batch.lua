@@ -1,9 +1,6 @@
---[[ enqueue_batch: create many tasks in one call. All or nothing (POST /tasks/batch,
-  Queue::enqueue_batch): every name is checked before the first record is
-  written. Or each task on its own (the group commit of single enqueues,
-  queue/batch.rs): a task with an unknown name is left out, the others are created.
-  Each task is made ready, or delayed until it is due, as enqueue.lua does (no
-  parent, no idempotency key).
+--[[ enqueue_batch: create many tasks in one call, all or nothing: every name is
+  checked before the first record is written. Each task is made ready, or
+  delayed until it is due, as enqueue.lua does (no parent, no idempotency key).
   Per task only its record (HSET) and its event (XADD) are a command each: the
   listing entries, the queue entries and the FIFO numbers are written once per
   key for the whole batch.
@@ -13,36 +10,30 @@
   ARGV[1] now ms   ARGV[2] events MAXLEN   ARGV[3] listing index key prefix
   ARGV[4] queue ZSET prefix   ARGV[5] delayed ZSET prefix   ARGV[6] wake ZSET prefix
   (a batch has few queues: their keys are made once per queue, not sent per task)
-  ARGV[7] "1": all or nothing, "0": each task on its own
-  then per task, from ARGV[8]: id, name, queue, "1": name must be registered,
+  then per task, from ARGV[7]: id, name, queue, "1": name must be registered,
   options JSON as given, priority (0-9), expires at ms (0: never), due ms (0: now),
   N, then N strings: the record's other fields as field/value pairs
-  Returns: {1, '', created, {0-based indexes of the tasks left out for an unknown
-  name}} | all or nothing: {-5, name, index (0-based), {}} unknown task name ]]
+  Returns: {1, ''} created | {-5, name, index (0-based)} unknown task name ]]
 local rcall = redis.call
 local queues_key, names_key, defaults_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, maxlen, idx_prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local queue_prefix, delayed_prefix, wake_prefix = ARGV[4], ARGV[5], ARGV[6]
-local all_or_nothing = ARGV[7] == '1'
 --- @include "includes/codes"
 --- @include "includes/emit"
 --- @include "includes/ready"
 --- @include "includes/create_task"
 
-local tasks, left_out = {}, {}
-local b = 8
+local tasks = {}
+local b = 7
 local i = 0
 while b <= #ARGV do
   i = i + 1
   local pairs_n = tonumber(ARGV[b + 8])
-  local t = { id = ARGV[b], name = ARGV[b + 1], queue = ARGV[b + 2], opts = ARGV[b + 4],
+  tasks[i] = { id = ARGV[b], name = ARGV[b + 1], queue = ARGV[b + 2], opts = ARGV[b + 4],
     priority = ARGV[b + 5], expires_at = tonumber(ARGV[b + 6]), due = tonumber(ARGV[b + 7]),
     first = b + 9, last = b + 8 + pairs_n, key = KEYS[5 + i] }
-  if ARGV[b + 3] == '1' and rcall('SISMEMBER', names_key, t.name) == 0 then
-    if all_or_nothing then return { UNKNOWN_NAME, t.name, i - 1, {} } end
-    left_out[#left_out + 1] = i - 1
-  else
-    tasks[#tasks + 1] = t
+  if ARGV[b + 3] == '1' and rcall('SISMEMBER', names_key, tasks[i].name) == 0 then
+    return { UNKNOWN_NAME, tasks[i].name, i - 1 }
   end
   b = b + 9 + pairs_n
 end
@@ -83,4 +74,4 @@ flush_new_entries()
 for queue in pairs(woken) do
   if rcall('ZADD', wake_prefix .. queue, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end
 end
-return { 1, '', #tasks, left_out }
+return { 1, '', #tasks }
