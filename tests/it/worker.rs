@@ -110,23 +110,33 @@ async fn concurrency_runs_that_many_tasks_at_once() {
     );
 }
 
+/// A worker configuration named `name` with `concurrency` slots, in a fresh
+/// namespace of `redis`, and the queue it consumes (for tests that drive a `Consumer`).
+fn consumer_setup(
+    redis: &TestRedis,
+    name: &str,
+    concurrency: usize,
+) -> (celeriac::config::WorkerConfig, celeriac::Queue) {
+    let mut redis_cfg = celeriac::config::RedisConfig::new(redis.url());
+    redis_cfg.namespace = unique_ns();
+    let mut cfg = celeriac::config::WorkerConfig::new(redis_cfg, name);
+    cfg.concurrency = concurrency;
+    let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone()).unwrap();
+    (cfg, queue)
+}
+
 /// A success brings its slot's next task along (claim.lua records and claims in
 /// one call): after one consume step, the worker's successes alone run the rest
 /// of the queue, one slot at a time.
 #[tokio::test]
 async fn successes_claim_the_next_tasks_for_their_slots() {
     use celeriac::{
-        config::{RedisConfig, WorkerConfig},
         model::{NewTask, TaskStatus},
         tasks::Registry,
         worker::{Batch, Consumer},
     };
     let redis = TestRedis::start();
-    let mut redis_cfg = RedisConfig::new(redis.url());
-    redis_cfg.namespace = unique_ns();
-    let mut cfg = WorkerConfig::new(redis_cfg, "chain-worker");
-    cfg.concurrency = 1;
-    let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone()).unwrap();
+    let (cfg, queue) = consumer_setup(&redis, "chain-worker", 1);
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(queue.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap().id);
@@ -162,17 +172,12 @@ async fn successes_claim_the_next_tasks_for_their_slots() {
 #[tokio::test]
 async fn one_consume_step_claims_only_for_free_slots_and_drains() {
     use celeriac::{
-        config::{RedisConfig, WorkerConfig},
         model::{NewTask, TaskStatus},
         tasks::Registry,
         worker::{Batch, Consumer},
     };
     let redis = TestRedis::start();
-    let mut redis_cfg = RedisConfig::new(redis.url());
-    redis_cfg.namespace = unique_ns();
-    let mut cfg = WorkerConfig::new(redis_cfg, "step-worker");
-    cfg.concurrency = 2;
-    let queue = celeriac::Queue::connect(&cfg.redis, cfg.engine.clone()).unwrap();
+    let (cfg, queue) = consumer_setup(&redis, "step-worker", 2);
     let mut ids = Vec::new();
     for _ in 0..3 {
         let task = NewTask::new("sleep", json!({"seconds": 0.3}));
