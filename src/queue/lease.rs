@@ -9,7 +9,7 @@ pub use crate::redis::scripts::{COMPLETE_BATCH_MAX, Completion};
 use crate::{
     error::Result,
     model::{ClaimedTask, TaskOptions, now_ms},
-    redis::scripts::{self, FailArgs},
+    redis::scripts::{self, ClaimArgs, FailArgs},
 };
 
 /// The outcome of a claim.
@@ -53,17 +53,14 @@ impl Queue {
         let token_base = Uuid::new_v4().simple().to_string();
         // Nothing to claim: no queue is read (and no other worker woken).
         let queues = if max == 0 { &[] } else { queues };
-        let claimed = scripts::claim(
-            &mut self.conn().await?,
-            &self.ctx(),
-            done,
+        let args = ClaimArgs {
             queues,
             max,
-            self.lease_ms(),
+            lease_ms: self.lease_ms(),
             worker,
-            &token_base,
-        )
-        .await?;
+            token_base: &token_base,
+        };
+        let claimed = scripts::claim(&mut self.conn().await?, &self.ctx(), done, &args).await?;
         let tasks = claimed
             .rows
             .into_iter()

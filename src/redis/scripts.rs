@@ -217,18 +217,27 @@ pub struct Claimed {
     pub completed: Vec<Result<()>>,
 }
 
+/// What a `claim.lua` call asks for, besides the successes it records first.
+pub struct ClaimArgs<'a> {
+    /// The queues to claim from, in order of preference (empty: claim nothing).
+    pub queues: &'a [String],
+    /// At most this many tasks.
+    pub max: usize,
+    /// How long each lease lasts (ms).
+    pub lease_ms: u64,
+    /// The claiming worker's name (its leases and listing index).
+    pub worker: &'a str,
+    /// Unique per call: each lease token is this and the task's place in the call.
+    pub token_base: &'a str,
+}
+
 /// Runs `claim.lua`: records `done` (successes, at most [`COMPLETE_BATCH_MAX`]),
-/// then leases up to `max` tasks of `queues` to `worker`.
-#[allow(clippy::too_many_arguments)]
+/// then leases up to `args.max` tasks of `args.queues` to `args.worker`.
 pub async fn claim(
     conn: &mut impl ConnectionLike,
     ctx: &Ctx<'_>,
     done: &[Completion<'_>],
-    queues: &[String],
-    max: usize,
-    lease_ms: u64,
-    worker: &str,
-    token_base: &str,
+    args: &ClaimArgs<'_>,
 ) -> Result<Claimed> {
     debug_assert!(done.len() <= COMPLETE_BATCH_MAX);
     let k = ctx.keys;
@@ -238,23 +247,23 @@ pub async fn claim(
         .key(k.seq())
         .key(k.events())
         .key(k.paused_queues());
-    for q in queues {
+    for q in args.queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
     for c in done {
         inv.key(k.task(c.id));
     }
     inv.arg(ctx.now_ms)
-        .arg(max)
-        .arg(lease_ms)
-        .arg(worker)
-        .arg(token_base)
+        .arg(args.max)
+        .arg(args.lease_ms)
+        .arg(args.worker)
+        .arg(args.token_base)
         .arg(PROMOTE_LIMIT)
         .arg(k.rate_log_prefix())
         .arg(ctx.events_maxlen);
     ctx.finalize_args(&mut inv);
-    inv.arg(queues.len());
-    for q in queues {
+    inv.arg(args.queues.len());
+    for q in args.queues {
         inv.arg(q);
     }
     for c in done {

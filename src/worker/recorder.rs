@@ -126,7 +126,8 @@ async fn record_batch(queue: &Queue, next: Option<&NextClaim>, mut batch: Vec<Pe
             result_json: &p.result_json,
         })
         .collect();
-    let answers = match next.filter(|n| !n.claiming.is_cancelled() && !slots.is_empty()) {
+    let claimer = next.filter(|n| !n.claiming.is_cancelled() && !slots.is_empty());
+    let answers = match claimer {
         Some(n) => {
             queue
                 .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker)
@@ -139,9 +140,12 @@ async fn record_batch(queue: &Queue, next: Option<&NextClaim>, mut batch: Vec<Pe
         Ok((answers, claim)) => {
             // Handed over before the executors are answered: once they have all
             // ended, every task claimed for their slots is with the consumer.
-            for task in claim.tasks {
-                let slot = slots.pop().expect("at most one task is claimed per freed slot");
-                hand_over(queue, next, task, slot).await;
+            // Tasks are only claimed when `claimer` is `Some`.
+            if let Some(n) = claimer {
+                for task in claim.tasks {
+                    let slot = slots.pop().expect("at most one task is claimed per freed slot");
+                    hand_over(queue, n, task, slot).await;
+                }
             }
             drop(slots);
             for (p, answer) in batch.into_iter().zip(answers) {
@@ -159,14 +163,11 @@ async fn record_batch(queue: &Queue, next: Option<&NextClaim>, mut batch: Vec<Pe
 
 /// Gives a claimed task to the consumer; when it stopped taking them, the task
 /// goes back to its queue.
-async fn hand_over(queue: &Queue, next: Option<&NextClaim>, task: ClaimedTask, slot: OwnedSemaphorePermit) {
-    let refused = match next {
-        Some(n) => n.handoff.send((task, slot)).err().map(|e| e.0.0),
-        None => Some(task),
-    };
-    if let Some(task) = refused
-        && let Err(e) = queue.release(&task).await
-    {
-        tracing::warn!(task_id = %task.id, error.message = %e, "cannot hand a claimed task back; its lease will expire");
+async fn hand_over(queue: &Queue, next: &NextClaim, task: ClaimedTask, slot: OwnedSemaphorePermit) {
+    if let Err(refused) = next.handoff.send((task, slot)) {
+        let task = refused.0.0;
+        if let Err(e) = queue.release(&task).await {
+            tracing::warn!(task_id = %task.id, error.message = %e, "cannot hand a claimed task back; its lease will expire");
+        }
     }
 }
