@@ -66,21 +66,24 @@ pub enum Topology {
     Cluster(Vec<String>),
 }
 
-/// `redis+sentinel://[user:pass@]host1:26379,host2:26379/<master-name>[/db]`.
+/// `redis+sentinel://[user:pass@]host1:26379,host2:26379/<master-name>[/db]`
+/// (`rediss+sentinel://` for TLS to the sentinels and to the primary alike).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SentinelSpec {
-    /// One `redis://host:port` URL per sentinel (no credentials: they are the primary's).
+    /// One `redis://host:port` (`rediss://` for TLS) URL per sentinel (no
+    /// credentials: they are the primary's).
     pub sentinels: Vec<String>,
     /// The name the sentinels monitor the primary under.
     pub master: String,
-    /// `redis://[user:pass@]sentinel-resolved/<db>`: credentials and database of the
-    /// primary, in a URL whose host is a placeholder.
+    /// `redis://[user:pass@]sentinel-resolved/<db>` (`rediss://` for TLS):
+    /// credentials and database of the primary, in a URL whose host is a placeholder.
     pub primary: String,
 }
 
 impl Topology {
     /// Reads a broker URL: `redis://`/`rediss://` (one server),
-    /// `redis+sentinel://[user:pass@]h1:26379,h2:26379/<master>[/db]`, or
+    /// `redis+sentinel://[user:pass@]h1:26379,h2:26379/<master>[/db]`
+    /// (`rediss+sentinel://` for TLS), or
     /// `redis-cluster://[user:pass@]h1:port,h2:port` (`rediss-cluster://` for TLS).
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let fail = |reason: &str| invalid("broker URL", reason.to_owned());
@@ -107,7 +110,8 @@ impl Topology {
                 .map_err(|e| invalid("broker URL", error_text(&e)))
         };
         match scheme {
-            "redis+sentinel" => {
+            "redis+sentinel" | "rediss+sentinel" => {
+                let node_scheme = scheme.trim_end_matches("+sentinel");
                 let mut parts = path.trim_end_matches('/').splitn(2, '/');
                 let master = parts.next().filter(|m| !m.is_empty());
                 let master =
@@ -115,9 +119,12 @@ impl Topology {
                 let db = parts.next().unwrap_or("0");
                 db.parse::<u16>()
                     .map_err(|_| fail("the database after the master name must be a number"))?;
-                let primary = format!("redis://{userinfo}sentinel-resolved/{db}");
+                let primary = format!("{node_scheme}://{userinfo}sentinel-resolved/{db}");
                 check(&primary)?;
-                let sentinels: Vec<String> = hosts(Some(26379))?.iter().map(|h| format!("redis://{h}")).collect();
+                let sentinels: Vec<String> = hosts(Some(26379))?
+                    .iter()
+                    .map(|h| format!("{node_scheme}://{h}"))
+                    .collect();
                 sentinels.iter().try_for_each(|s| check(s))?;
                 Ok(Self::Sentinel(SentinelSpec {
                     sentinels,
@@ -148,7 +155,7 @@ impl Topology {
     pub fn uses_tls(&self) -> bool {
         match self {
             Self::Standalone(url) => url.starts_with("rediss:") || url.starts_with("valkeys:"),
-            Self::Sentinel(_) => false,
+            Self::Sentinel(spec) => spec.primary.starts_with("rediss:"),
             Self::Cluster(nodes) => nodes.iter().any(|n| n.starts_with("rediss:")),
         }
     }
@@ -186,7 +193,7 @@ impl RedisConfig {
         if files.iter().any(|f| f.is_some()) && !topology.uses_tls() {
             return Err(invalid(
                 "broker URL",
-                "TLS files are set but the URL does not use TLS (rediss:// or rediss-cluster://)",
+                "TLS files are set but the URL does not use TLS (rediss://, rediss+sentinel:// or rediss-cluster://)",
             ));
         }
         for file in files.into_iter().flatten() {
@@ -658,6 +665,17 @@ mod tests {
                 primary: "redis://:pw@sentinel-resolved/3".into(),
             })
         );
+        assert!(!t.uses_tls());
+        let t = Topology::parse("rediss+sentinel://u:pw@s1:26380/mymaster").unwrap();
+        assert_eq!(
+            t,
+            Topology::Sentinel(SentinelSpec {
+                sentinels: vec!["rediss://s1:26380".into()],
+                master: "mymaster".into(),
+                primary: "rediss://u:pw@sentinel-resolved/0".into(),
+            })
+        );
+        assert!(t.uses_tls());
         assert!(Topology::parse("redis+sentinel://h1:26379/").is_err());
         assert!(Topology::parse("redis+sentinel://h1:26379/m/x").is_err());
         assert_eq!(

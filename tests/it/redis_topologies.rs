@@ -423,3 +423,41 @@ async fn cluster_over_mutual_tls() {
     assert_eq!(task["result"], 42);
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// `rediss+sentinel://`: the sentinels, the primary and the replica speak TLS
+/// only and ask for client certificates. The API and the worker find the
+/// primary through the sentinels over TLS and run a task; without the client
+/// certificate the sentinels refuse them, and the answer is a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_mutual_tls() {
+    let dir = Scratch::new();
+    let pki = Pki::generate(&dir.0);
+    let setup = tokio::task::block_in_place(|| SentinelSetup::start_with(Some(&pki)));
+    let url = setup.url();
+    assert!(url.starts_with("rediss+sentinel://"), "{url}");
+    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
+    let mutual = [
+        "--redis-ca-file",
+        &ca,
+        "--redis-client-cert",
+        &cert,
+        "--redis-client-key",
+        &key,
+    ];
+    let ns = unique_ns();
+    let api = Api::start(&url, &ns, &mutual).await;
+    let _worker = Worker::start(&url, &ns, &mutual).await;
+    let id = api.enqueue(json!({"name": "add", "args": [20, 22]})).await;
+    let task = api.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "SUCCESS", "{task}");
+    assert_eq!(task["result"], 42);
+    // The record is on the primary the sentinels name, reached over TLS.
+    let key = format!("{{{ns}}}:task:{id}");
+    let on_primary: bool = redis::cmd("EXISTS").arg(&key).query(&mut setup.primary.conn()).unwrap();
+    assert!(on_primary, "{key} not on the primary");
+
+    let no_cert = Api::start(&url, &ns, &["--redis-ca-file", &ca]).await;
+    let (status, body) = no_cert.post_task(json!({"name": "add", "args": [1, 1]})).await;
+    assert_eq!(status, 503, "{body}");
+}

@@ -235,20 +235,40 @@ impl SentinelSetup {
     pub const MASTER: &'static str = "mymaster";
 
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With a PKI, every node and sentinel speaks TLS only, with mutual TLS
+    /// (replication and the sentinels' own links included).
+    pub fn start_with(pki: Option<&Pki>) -> Self {
         let dir = Scratch::new();
-        let primary = Server::data_node(&dir.0, &[]);
+        let node = |dir: &Path, extra: &[&str]| match pki {
+            Some(pki) => pki.server_with(dir, true, &[extra, &["--tls-replication", "yes"]].concat()),
+            None => Server::data_node(dir, extra),
+        };
+        let primary = node(&dir.0, &[]);
         let primary_port = primary.port.to_string();
         let replica_dir = dir.path("replica");
         std::fs::create_dir_all(&replica_dir).unwrap();
-        let replica = Server::data_node(&replica_dir, &["--replicaof", "127.0.0.1", &primary_port]);
+        let replica = node(&replica_dir, &["--replicaof", "127.0.0.1", &primary_port]);
         let sentinels: Vec<Server> = (0..3)
             .map(|i| {
                 let port = free_port();
                 let conf = dir.path(&format!("sentinel-{i}.conf"));
+                let listen = match pki {
+                    Some(pki) => format!(
+                        "port 0\ntls-port {port}\ntls-replication yes\ntls-auth-clients yes\n\
+                         tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                        pki.server_cert.display(),
+                        pki.server_key.display(),
+                        pki.ca.display(),
+                    ),
+                    None => format!("port {port}\n"),
+                };
                 std::fs::write(
                     &conf,
                     format!(
-                        "bind 127.0.0.1\nport {port}\ndir {}\n\
+                        "bind 127.0.0.1\n{listen}dir {}\n\
                          sentinel monitor {m} 127.0.0.1 {primary_port} 2\n\
                          sentinel down-after-milliseconds {m} 1000\n\
                          sentinel failover-timeout {m} 3000\n",
@@ -257,7 +277,9 @@ impl SentinelSetup {
                     ),
                 )
                 .unwrap();
-                Server::spawn(port, &[conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()])
+                let mut sentinel = Server::spawn(port, &[conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()]);
+                sentinel.tls = pki.map(Pki::certificates);
+                sentinel
             })
             .collect();
         let s = Self {
@@ -291,10 +313,11 @@ impl SentinelSetup {
         s
     }
 
-    /// `redis+sentinel://s1,s2,s3/mymaster`.
+    /// `redis+sentinel://s1,s2,s3/mymaster` (`rediss+sentinel://` over TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
-        format!("redis+sentinel://{}/{}", hosts.join(","), Self::MASTER)
+        let tls = if self.primary.tls.is_some() { "s" } else { "" };
+        format!("redis{tls}+sentinel://{}/{}", hosts.join(","), Self::MASTER)
     }
 
     /// The port of the primary the sentinels name now.

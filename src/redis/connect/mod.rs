@@ -22,7 +22,8 @@
 //!   connection is made. The shared connection is dropped (and the primary asked
 //!   for again) after a few connection failures in a row or at once on `READONLY`
 //!   (the old primary came back as a replica); blocking and pub/sub connections
-//!   ask again each time they reconnect.
+//!   ask again each time they reconnect. `rediss+sentinel://` speaks TLS to the
+//!   sentinels and to the primary, with the CA and client certificate of `rediss`.
 //! - `redis-cluster://`: the seed nodes; redis-rs follows the slot map. Pub/sub
 //!   readers subscribe on the first reachable seed node: a PUBLISH (also inside
 //!   a script) reaches every node of a cluster.

@@ -4,16 +4,16 @@
 use std::{sync::Arc, time::Duration};
 
 use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisError,
-    RedisResult, TlsCertificates,
+    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
+    RedisError, RedisResult, TlsCertificates, TlsMode,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
-    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
 use crate::{
-    config::{RedisConfig, Topology},
+    config::{RedisConfig, SentinelSpec, Topology},
     error::Result,
 };
 
@@ -54,12 +54,7 @@ impl Target {
         let kind = match topology {
             Topology::Standalone(url) => Kind::Standalone(node_client(&url, &certs)?.get_connection_info().clone()),
             Topology::Sentinel(spec) => {
-                let primary = spec.primary.as_str().into_connection_info()?;
-                let node =
-                    SentinelNodeConnectionInfo::default().set_redis_connection_info(primary.redis_settings().clone());
-                let client =
-                    SentinelClient::build(spec.sentinels, spec.master, Some(node), SentinelServerType::Master)?;
-                Kind::Sentinel(Arc::new(tokio::sync::Mutex::new(client)))
+                Kind::Sentinel(Arc::new(tokio::sync::Mutex::new(sentinel_client(&spec, &certs)?)))
             }
             Topology::Cluster(nodes) => Kind::Cluster {
                 clients: nodes
@@ -135,6 +130,38 @@ impl Target {
             .set_max_delay(Duration::from_millis(250));
         Ok(Conn::Manager(ConnectionManager::new_lazy_with_config(client, config)?))
     }
+}
+
+/// The sentinels' client. The primary's credentials and database come from the
+/// URL; `rediss+sentinel` speaks TLS to the sentinels and to the primary alike,
+/// both checked against the configured CA and shown the client certificate.
+fn sentinel_client(spec: &SentinelSpec, certs: &Option<TlsCertificates>) -> RedisResult<SentinelClient> {
+    let primary = spec.primary.as_str().into_connection_info()?;
+    let sentinels = spec
+        .sentinels
+        .iter()
+        .map(|s| Ok(s.as_str().into_connection_info()?.addr().clone()))
+        .collect::<RedisResult<Vec<_>>>()?;
+    let settings = primary.redis_settings();
+    let mut builder = SentinelClientBuilder::new(sentinels, &spec.master, SentinelServerType::Master)?
+        .set_client_to_redis_db(settings.db());
+    if let Some(user) = settings.username() {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = settings.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let ConnectionAddr::TcpTls { .. } = primary.addr() {
+        builder = builder
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+            .set_client_to_redis_tls_mode(TlsMode::Secure);
+        if let Some(certs) = certs {
+            builder = builder
+                .set_client_to_sentinel_certificates(certs.clone())
+                .set_client_to_redis_certificates(certs.clone());
+        }
+    }
+    builder.build()
 }
 
 /// A client of one node, with the configured certificates for `rediss` URLs.
