@@ -1,9 +1,10 @@
 //! Request and response bodies of the HTTP API (separate from the domain types).
 
 use chrono::{DateTime, Utc};
-use poem::{Request, RequestBody, error::ReadBodyError};
+use poem::{IntoResponse, Request, RequestBody, error::ReadBodyError};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions, Object,
+    payload::Payload,
     registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
@@ -249,6 +250,29 @@ impl Type for TaskView {
 impl ToJSON for TaskView {
     fn to_json(&self) -> Option<Value> {
         Some(self.0.to_json())
+    }
+}
+
+/// A single task's answer is a `TaskView` itself, not `Json<TaskView>`: its text
+/// is written in one pass (`TaskRecord::to_json_vec`), with no `Value` built and
+/// serialized again (every poll of a task comes here).
+impl Payload for TaskView {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        TaskSchema::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        TaskSchema::register(registry);
+    }
+}
+
+impl IntoResponse for TaskView {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(<Self as Payload>::CONTENT_TYPE)
+            .body(self.0.to_json_vec())
     }
 }
 
@@ -731,6 +755,11 @@ mod tests {
             let json = r.to_json();
             let typed = TaskSchema::parse_from_json(Some(json.clone())).expect("the record's JSON fits the schema");
             assert_eq!(typed.to_json(), Some(json.clone()));
+            assert_eq!(
+                r.to_json_vec(),
+                serde_json::to_vec(&json).unwrap(),
+                "the text and the Value agree"
+            );
             assert_eq!(TaskView::from(r).to_json(), Some(json));
         }
     }

@@ -26,7 +26,7 @@ pub struct Purged {
 pub enum RequeueResponse {
     /// Queued again as a new attempt.
     #[oai(status = 202)]
-    Queued(Json<TaskView>),
+    Queued(TaskView),
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -180,7 +180,7 @@ impl QueuesApi {
             Err(e) => return Err(e.into()),
         }
         match self.state.queue.get(&id).await? {
-            Some(r) => Ok(RequeueResponse::Queued(Json(r.into()))),
+            Some(r) => Ok(RequeueResponse::Queued(r.into())),
             None => Err(not_found()),
         }
     }

@@ -74,7 +74,7 @@ pub enum ListResponse {
 pub enum PauseResponse {
     /// The task after the change.
     #[oai(status = 200)]
-    Ok(Json<TaskView>),
+    Ok(TaskView),
 }
 
 /// Longest `?wait=` accepted, in seconds.
@@ -101,7 +101,7 @@ pub enum CreateTaskResponse {
 pub enum GetTaskResponse {
     /// The task's current record.
     #[oai(status = 200)]
-    Ok(Json<TaskView>),
+    Ok(TaskView),
 }
 
 /// `POST /tasks/{task_id}/cancel` answers.
@@ -109,11 +109,11 @@ pub enum GetTaskResponse {
 pub enum CancelResponse {
     /// The task had not started: it is REVOKED and will never run.
     #[oai(status = 200)]
-    Revoked(Json<TaskView>),
+    Revoked(TaskView),
     /// The task is running: its cancellation signal fired; it ends REVOKED when
     /// it stops (or is aborted after the worker's cancel grace time).
     #[oai(status = 202)]
-    Requested(Json<TaskView>),
+    Requested(TaskView),
 }
 
 /// `POST /tasks/{task_id}/retry` answers.
@@ -121,7 +121,7 @@ pub enum CancelResponse {
 pub enum RetryResponse {
     /// Queued again as a new attempt.
     #[oai(status = 202)]
-    Queued(Json<TaskView>),
+    Queued(TaskView),
 }
 
 /// `DELETE /tasks/{task_id}` answers.
@@ -406,7 +406,7 @@ impl TasksApi {
         let channel = queue.keys().done_channel(&id.to_string());
         let record = wait_final(&self.state, channel, wait.0, || queue.get(&id), |r| r.status.is_final()).await?;
         match record {
-            Some(r) => Ok(GetTaskResponse::Ok(Json(r.into()))),
+            Some(r) => Ok(GetTaskResponse::Ok(r.into())),
             None => Err(ApiError::task_not_found(&task_id.0)),
         }
     }
@@ -479,9 +479,9 @@ impl TasksApi {
 }
 
 impl TasksApi {
-    async fn view(&self, id: &Uuid, raw: &str) -> Result<Json<TaskView>, ApiError> {
+    async fn view(&self, id: &Uuid, raw: &str) -> Result<TaskView, ApiError> {
         match self.state.queue.get(id).await? {
-            Some(r) => Ok(Json(r.into())),
+            Some(r) => Ok(r.into()),
             None => Err(ApiError::task_not_found(raw)),
         }
     }

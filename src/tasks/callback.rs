@@ -200,7 +200,7 @@ impl CallbackTask {
             }
             Err(e) => return Err(Failure::retryable("QueueError", e.to_string())),
         };
-        let body = serde_json::to_vec(&record.to_json()).unwrap_or_default();
+        let body = record.to_json_vec();
         let mut request = self.client.post(url).header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
