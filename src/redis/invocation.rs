@@ -17,6 +17,7 @@ pub(super) static INCLUDES: &[(&str, &str)] = &[
     ("includes/emit", include_str!("lua/includes/emit.lua")),
     ("includes/ready", include_str!("lua/includes/ready.lua")),
     ("includes/index", include_str!("lua/includes/index.lua")),
+    ("includes/finished", include_str!("lua/includes/finished.lua")),
     ("includes/create_task", include_str!("lua/includes/create_task.lua")),
     (
         "includes/workflow_advance",

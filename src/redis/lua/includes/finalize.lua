@@ -7,6 +7,7 @@
 --- @include "includes/emit"
 --- @include "includes/ready"
 --- @include "includes/index"
+--- @include "includes/finished"
 --- @include "includes/record"
 
 --- @include "includes/callback"

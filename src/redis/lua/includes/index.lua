@@ -1,6 +1,6 @@
 --[[ index: the listing indexes (ZSETs, score = the task's created_at ms, ties by id),
   kept by the transitions themselves so that listing never scans the key space.
-  Uses the script's locals: rcall, now, idx_prefix (Keys::index_prefix). ]]
+  Uses the script's locals: rcall, idx_prefix (Keys::index_prefix). ]]
 
 -- Moves task `id` from the index of status `from` (nil: none) to that of `to`.
 -- `created` is the record's created_at (nil: the record is gone, nothing to index).
@@ -10,35 +10,6 @@ local function index_status(id, from, to, created)
   if not created or from == to then return end
   if from and from ~= 'STARTED' then rcall('ZREM', idx_prefix .. 'status:' .. from, id) end
   if to ~= 'STARTED' then rcall('ZADD', idx_prefix .. 'status:' .. to, created, id) end
-end
-
--- Counts `n` tasks of `queue` reaching a final state in this minute's bucket of
--- a HASH (minute → count) that keeps the last 16 minutes.
-local this_minute = math.floor(now / 60000)
-local this_minute_s = string.format('%d', this_minute)
-local function add_finished(queue, n)
-  local key = idx_prefix .. 'done:' .. queue
-  if rcall('HINCRBY', key, this_minute_s, string.format('%d', n)) == n then
-    rcall('HDEL', key, string.format('%d', this_minute - 16))
-    rcall('PEXPIRE', key, 960000)
-  end
-end
-
--- A script that finalizes a batch (complete) sets `finished_tally` to a table:
--- counts then add up per queue and flush_finished() writes them, one HINCRBY per
--- queue instead of one per task.
-local finished_tally = nil
-local function count_finished(queue)
-  if not queue then return end
-  if finished_tally then
-    finished_tally[queue] = (finished_tally[queue] or 0) + 1
-  else
-    add_finished(queue, 1)
-  end
-end
-local function flush_finished()
-  for queue, n in pairs(finished_tally or {}) do add_finished(queue, n) end
-  finished_tally = {}
 end
 
 -- A script that creates a batch (enqueue_batch) sets `new_entries` to a table:
