@@ -1,0 +1,19 @@
+//! Request and response bodies of the HTTP API (separate from the domain types),
+//! one file per resource.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `body.rs` | reading a request body: the lenient JSON extractor, its size limit, strict names |
+//! | `task.rs` | a task: `POST /tasks`' body, and a task's answer (`TaskView`, written in one pass) |
+//! | `workflow.rs` | a workflow: `POST /workflows`' body and its view |
+//! | `cluster.rs` | queues, workers and health |
+
+mod body;
+mod cluster;
+mod task;
+mod workflow;
+
+pub use body::{BodyLimit, JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, QueueName, TaskName, is_safe_name};
+pub use cluster::{ActiveTaskView, HealthView, QueueView, WorkerList, WorkerView, ms_to_time};
+pub use task::{CallbackDelivery, CallbackView, NewTaskRequest, Status, TaskCreated, TaskSchema, TaskView};
+pub use workflow::{WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView};
