@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{Api, Worker, unique_ns},
-    topology_helpers::{Cluster, Pki, Scratch, SentinelSetup, wait_until},
+    topology_helpers::{Cluster, Pki, Scratch, SentinelSetup, strs, wait_until},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,16 +23,8 @@ async fn tls_with_a_private_ca_and_mutual_tls() {
     let pki = Pki::generate(&dir.0);
     let redis = pki.server(&dir.0, true);
     let url = format!("rediss://127.0.0.1:{}", redis.port);
-    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
-    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
-    let mutual = [
-        "--redis-ca-file",
-        &ca,
-        "--redis-client-cert",
-        &cert,
-        "--redis-client-key",
-        &key,
-    ];
+    let mutual = pki.flags(&pki.ca, true);
+    let mutual = strs(&mutual);
     let ns = unique_ns();
 
     let api = Api::start(&url, &ns, &mutual).await;
@@ -43,7 +35,7 @@ async fn tls_with_a_private_ca_and_mutual_tls() {
     assert_eq!(task["result"], 5);
 
     // The server requires a client certificate: without one, a 503 (not a 500, not a hang).
-    let no_cert = Api::start(&url, &ns, &["--redis-ca-file", &ca]).await;
+    let no_cert = Api::start(&url, &ns, &strs(&pki.flags(&pki.ca, false))).await;
     let t = Instant::now();
     let (status, body) = no_cert.post_task(json!({"name": "add", "args": [1, 1]})).await;
     assert_eq!(status, 503, "{body}");
@@ -52,36 +44,15 @@ async fn tls_with_a_private_ca_and_mutual_tls() {
     assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
 
     // A server certificate from a CA we do not trust is refused the same way.
-    let other = path(&pki.other_ca);
-    let wrong_ca = Api::start(
-        &url,
-        &ns,
-        &[
-            "--redis-ca-file",
-            &other,
-            "--redis-client-cert",
-            &cert,
-            "--redis-client-key",
-            &key,
-        ],
-    )
-    .await;
+    let wrong_ca = Api::start(&url, &ns, &strs(&pki.flags(&pki.other_ca, true))).await;
     let (status, body) = wrong_ca.post_task(json!({"name": "add", "args": [1, 1]})).await;
     assert_eq!(status, 503, "{body}");
 
     // TLS settings with a plain URL are a mistake, refused at startup.
     let plain = format!("redis://127.0.0.1:{}", redis.port);
     let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_celeriac-api"))
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--broker-url",
-            &plain,
-            "--redis-ca-file",
-            &ca,
-        ])
+        .args(["--host", "127.0.0.1", "--port", "0", "--broker-url", &plain])
+        .args(pki.flags(&pki.ca, false))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -398,16 +369,8 @@ async fn cluster_over_mutual_tls() {
     let cluster = tokio::task::block_in_place(|| Cluster::start_with(Some(&pki)));
     let url = cluster.url();
     assert!(url.starts_with("rediss-cluster://"), "{url}");
-    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
-    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
-    let mutual = [
-        "--redis-ca-file",
-        &ca,
-        "--redis-client-cert",
-        &cert,
-        "--redis-client-key",
-        &key,
-    ];
+    let mutual = pki.flags(&pki.ca, true);
+    let mutual = strs(&mutual);
     let ns = unique_ns();
     let api = Api::start(&url, &ns, &mutual).await;
     let id = api.enqueue(json!({"name": "add", "args": [20, 22]})).await;
@@ -435,16 +398,8 @@ async fn sentinel_over_mutual_tls() {
     let setup = tokio::task::block_in_place(|| SentinelSetup::start_with(Some(&pki)));
     let url = setup.url();
     assert!(url.starts_with("rediss+sentinel://"), "{url}");
-    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
-    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
-    let mutual = [
-        "--redis-ca-file",
-        &ca,
-        "--redis-client-cert",
-        &cert,
-        "--redis-client-key",
-        &key,
-    ];
+    let mutual = pki.flags(&pki.ca, true);
+    let mutual = strs(&mutual);
     let ns = unique_ns();
     let api = Api::start(&url, &ns, &mutual).await;
     let _worker = Worker::start(&url, &ns, &mutual).await;
@@ -457,7 +412,7 @@ async fn sentinel_over_mutual_tls() {
     let on_primary: bool = redis::cmd("EXISTS").arg(&key).query(&mut setup.primary.conn()).unwrap();
     assert!(on_primary, "{key} not on the primary");
 
-    let no_cert = Api::start(&url, &ns, &["--redis-ca-file", &ca]).await;
+    let no_cert = Api::start(&url, &ns, &strs(&pki.flags(&pki.ca, false))).await;
     let (status, body) = no_cert.post_task(json!({"name": "add", "args": [1, 1]})).await;
     assert_eq!(status, 503, "{body}");
 }

@@ -113,6 +113,11 @@ fn base_args(dir: &Path, port: u16) -> Vec<String> {
     .collect()
 }
 
+/// Owned arguments as the `&[&str]` the process helpers take.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// Polls `cond` every 50 ms; panics after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -206,6 +211,22 @@ impl Pki {
             }),
             root_cert: Some(read(&self.ca)),
         }
+    }
+
+    /// The API's and the worker's TLS flags: trust `ca`, and with `client_cert`
+    /// present this PKI's client certificate and key.
+    pub fn flags(&self, ca: &Path, client_cert: bool) -> Vec<String> {
+        let p = |p: &Path| p.to_str().unwrap().to_owned();
+        let mut flags = vec!["--redis-ca-file".to_owned(), p(ca)];
+        if client_cert {
+            flags.extend([
+                "--redis-client-cert".to_owned(),
+                p(&self.client_cert),
+                "--redis-client-key".to_owned(),
+                p(&self.client_key),
+            ]);
+        }
+        flags
     }
 
     /// `redis-cli` arguments for this PKI.
