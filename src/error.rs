@@ -94,6 +94,13 @@ impl QueueError {
             _ => false,
         }
     }
+
+    /// True when a call may have run although its answer never came: the answer
+    /// timed out, or the connection dropped or failed after it was sent.
+    pub fn answer_lost(&self) -> bool {
+        matches!(self, Self::Redis(e)
+            if (e.is_timeout() || e.is_connection_dropped() || e.is_io_error()) && !e.is_connection_refusal())
+    }
 }
 
 /// Result alias of the engine.

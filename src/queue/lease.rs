@@ -1,16 +1,22 @@
 //! The worker's side of a task's life: claim under a lease, heartbeat, then
 //! complete, fail (retry) or release; the reaper returns expired leases.
 
+use std::time::Duration;
+
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Queue, parse_id};
 pub use crate::redis::scripts::{COMPLETE_BATCH_MAX, Completion};
 use crate::{
-    error::Result,
+    error::{QueueError, Result},
     model::{ClaimedTask, TaskOptions, now_ms},
-    redis::scripts::{self, ClaimArgs, FailArgs},
+    redis::scripts::{self, ClaimArgs, Ctx, FailArgs},
 };
+
+/// How long a worker asks for a lost claim's receipt while Redis does not answer:
+/// under the consume loop's liveness limit (30 s), which waits meanwhile.
+const RECEIPT_PATIENCE: Duration = Duration::from_secs(20);
 
 /// The outcome of a claim.
 #[derive(Debug, Default)]
@@ -60,7 +66,13 @@ impl Queue {
             worker,
             token_base: &token_base,
         };
-        let claimed = scripts::claim(&mut self.conn().await?, &self.ctx(), done, &args).await?;
+        let ctx = self.ctx();
+        let claimed = match scripts::claim(&mut self.conn().await?, &ctx, done, &args).await {
+            Ok(claimed) => claimed,
+            // The call may have run with its answer lost: ask Redis what it did.
+            Err(e) if e.answer_lost() => self.claim_receipt(&ctx, done, &args, e).await?,
+            Err(e) => return Err(e),
+        };
         let tasks = claimed
             .rows
             .into_iter()
@@ -86,6 +98,49 @@ impl Queue {
             next_due_ms: (next_due >= 0).then_some(next_due),
         };
         Ok((claimed.completed, claim))
+    }
+
+    /// What a claim call whose answer was lost (`error`) did, as its answer: the
+    /// tasks it leased, and `Ok` for each success it recorded (`error` for the
+    /// others, which the executors record again). Asked until Redis answers, for
+    /// at most [`RECEIPT_PATIENCE`] (and the leases' duration: the reaper returns
+    /// them after that); when the call did nothing, `error` is the answer. Without
+    /// this, the tasks a lost answer leased would wait out their lease.
+    async fn claim_receipt(
+        &self,
+        ctx: &Ctx<'_>,
+        done: &[Completion<'_>],
+        args: &ClaimArgs<'_>,
+        error: QueueError,
+    ) -> Result<scripts::Claimed> {
+        let give_up = tokio::time::Instant::now() + self.config().lease.min(RECEIPT_PATIENCE);
+        let mut pause = Duration::from_millis(50);
+        let receipt = loop {
+            match scripts::claim_receipt(&mut self.conn().await?, ctx, done, args, self.lease_ms()).await {
+                Ok(receipt) => break receipt,
+                Err(e) if e.is_unavailable() && tokio::time::Instant::now() + pause < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(_) => return Err(error),
+            }
+        };
+        if receipt.rows.is_empty() && !receipt.recorded.contains(&true) {
+            return Err(error);
+        }
+        tracing::info!(
+            tasks = receipt.rows.len(),
+            "a claim's answer was lost; its receipt says what it claimed"
+        );
+        Ok(scripts::Claimed {
+            next_due_ms: -1,
+            rows: receipt.rows,
+            completed: receipt
+                .recorded
+                .into_iter()
+                .map(|ok| if ok { Ok(()) } else { Err(error.clone()) })
+                .collect(),
+        })
     }
 
     /// Extends the leases of held tasks; returns the ids whose lease was lost and

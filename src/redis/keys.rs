@@ -98,6 +98,13 @@ impl Keys {
         format!("{}:leases", self.tag)
     }
 
+    /// STRING: the fence of the claim call whose lease tokens start with
+    /// `token_base`, set when its caller lost the answer (`claim_receipt.lua`):
+    /// the call, if it reaches Redis after that, claims nothing.
+    pub fn claim_fence(&self, token_base: &str) -> String {
+        format!("{}:claim_fence:{token_base}", self.tag)
+    }
+
     /// STRING: counter giving FIFO order inside a priority band.
     pub fn seq(&self) -> String {
         format!("{}:seq", self.tag)
@@ -283,6 +290,7 @@ mod tests {
         assert_eq!(k.wake("q"), "{celeriac}:wake:q");
         assert_eq!(k.wake_prefix() + "q", k.wake("q"));
         assert_eq!(k.leases(), "{celeriac}:leases");
+        assert_eq!(k.claim_fence("t1"), "{celeriac}:claim_fence:t1");
         assert_eq!(k.seq(), "{celeriac}:seq");
         assert_eq!(k.events(), "{celeriac}:events");
         assert_eq!(k.dead_letter(), "{celeriac}:dead:v2");

@@ -31,6 +31,7 @@ macro_rules! script {
 static SOURCES: &[(&str, &str)] = &[
     ("enqueue", include_str!("lua/enqueue.lua")),
     ("claim", include_str!("lua/claim.lua")),
+    ("claim_receipt", include_str!("lua/claim_receipt.lua")),
     ("heartbeat", include_str!("lua/heartbeat.lua")),
     ("complete", include_str!("lua/complete.lua")),
     ("fail", include_str!("lua/fail.lua")),
@@ -52,6 +53,7 @@ static SOURCES: &[(&str, &str)] = &[
 
 static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
 static CLAIM: LazyLock<Script> = script!("claim.lua");
+static CLAIM_RECEIPT: LazyLock<Script> = script!("claim_receipt.lua");
 static HEARTBEAT: LazyLock<Script> = script!("heartbeat.lua");
 static COMPLETE: LazyLock<Script> = script!("complete.lua");
 static FAIL: LazyLock<Script> = script!("fail.lua");
@@ -246,7 +248,8 @@ pub async fn claim(
         .key(k.rate_limits())
         .key(k.seq())
         .key(k.events())
-        .key(k.paused_queues());
+        .key(k.paused_queues())
+        .key(k.claim_fence(args.token_base));
     for q in args.queues {
         inv.key(k.queue(q)).key(k.delayed(q)).key(k.wake(q));
     }
@@ -277,6 +280,46 @@ pub async fn claim(
         next_due_ms,
         rows,
         completed: codes.into_iter().map(|c| code(c).map(drop)).collect(),
+    })
+}
+
+/// What a claim call did, read back by [`claim_receipt`] after its answer was lost.
+pub struct ClaimReceipt {
+    /// The tasks the call leased that are still leased under its tokens.
+    pub rows: Vec<ClaimedRow>,
+    /// Per success the call carried, in order: whether it was recorded.
+    pub recorded: Vec<bool>,
+}
+
+/// Runs `claim_receipt.lua` for the claim call `args` made at `ctx.now_ms`
+/// carrying `done`: fences that call (if it has not run yet, it never will), then
+/// reads what it did. Asking again is harmless; the fence lasts `fence_ms`.
+pub async fn claim_receipt(
+    conn: &mut impl ConnectionLike,
+    ctx: &Ctx<'_>,
+    done: &[Completion<'_>],
+    args: &ClaimArgs<'_>,
+    fence_ms: u64,
+) -> Result<ClaimReceipt> {
+    let k = ctx.keys;
+    let lease_deadline = ctx.now_ms + args.lease_ms as i64;
+    let mut inv = Invocation::new(&CLAIM_RECEIPT);
+    inv.key(k.leases())
+        .key(k.claim_fence(args.token_base))
+        .arg(lease_deadline)
+        .arg(args.token_base)
+        .arg(fence_ms)
+        .arg(k.task_prefix());
+    for c in done {
+        inv.arg(c.id).arg(c.token);
+    }
+    let (rows, recorded): (Vec<ClaimedRow>, Vec<i64>) = inv.invoke_async(conn).await?;
+    if recorded.len() != done.len() {
+        return Err(QueueError::UnexpectedReply(recorded.len() as i64));
+    }
+    Ok(ClaimReceipt {
+        rows,
+        recorded: recorded.into_iter().map(|r| r == 1).collect(),
     })
 }
 

@@ -472,3 +472,121 @@ async fn completions_and_the_next_claim_share_one_call() {
     assert_eq!(status(2).await.status, TaskStatus::Success);
     assert_eq!(status(4).await.status, TaskStatus::Pending);
 }
+
+/// A claim whose answer is lost in a stall (Redis frozen while the call is out,
+/// well past the 500 ms response timeout) leaves no task leased to nobody: the
+/// worker asks for the call's receipt once Redis answers. Whichever came first in
+/// Redis, the call or its receipt's fence (the shared connection may have been
+/// replaced meanwhile), every task is held by the caller or claimable at once,
+/// instead of waiting out its lease.
+#[tokio::test]
+async fn a_claim_whose_answer_is_lost_in_a_stall_hands_over_what_it_leased() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    // Loads the script, as a running worker has (a call meeting NOSCRIPT does nothing).
+    assert!(q.claim(&queues(), 10, "worker-a").await.unwrap().tasks.is_empty());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(q.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap().id);
+    }
+    redis.signal("STOP");
+    let claim = tokio::spawn({
+        let q = q.clone();
+        async move { q.claim(&queues(), 10, "worker-a").await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.signal("CONT");
+    let claimed = claim.await.unwrap();
+    let held: Vec<uuid::Uuid> = claimed
+        .as_ref()
+        .map(|c| c.tasks.iter().map(|t| t.id).collect())
+        .unwrap_or_default();
+    for id in &ids {
+        let status = q.get(id).await.unwrap().unwrap().status;
+        let expected = if held.contains(id) {
+            TaskStatus::Started
+        } else {
+            TaskStatus::Pending
+        };
+        assert_eq!(status, expected, "{id}: held by the caller: {}", held.contains(id));
+    }
+    // Either Redis ran the call before its receipt (the receipt handed its tasks
+    // over) or the receipt's fence came first (the tasks stayed queued): either
+    // way, the next claim takes what the caller does not hold, at once.
+    println!("lost claim: the receipt handed over {} of 3 tasks", held.len());
+    let mut tasks = claimed.map(|c| c.tasks).unwrap_or_default();
+    tasks.extend(q.claim(&queues(), 10, "worker-a").await.unwrap().tasks);
+    let mut all: Vec<uuid::Uuid> = tasks.iter().map(|t| t.id).collect();
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids);
+    for task in tasks {
+        q.complete(&task, &json!("done")).await.unwrap();
+    }
+    let leased: Vec<String> = redis.conn().zrange(q.keys().leases(), 0, -1).unwrap();
+    assert!(leased.is_empty(), "{leased:?}");
+}
+
+/// A claim call that reaches Redis after its receipt was asked for (it was held
+/// back on another connection) claims nothing and records nothing: the receipt's
+/// answer stays true.
+#[tokio::test]
+async fn a_claim_fenced_by_its_receipt_does_nothing() {
+    use celeriac::redis::scripts::{self, ClaimArgs};
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    let id = q.enqueue(&NewTask::new("echo", json!(1)), false).await.unwrap().id;
+    let running = q.enqueue(&NewTask::new("echo", json!(2)), false).await.unwrap().id;
+    let first = q.claim(&queues(), 2, "worker-a").await.unwrap().tasks;
+    let holding = first.iter().find(|t| t.id == running).unwrap();
+    let other = first.iter().find(|t| t.id == id).unwrap();
+    // Hand `id` back so that the fenced call would find it ready.
+    q.release(other).await.unwrap();
+    let (running_id, result) = (running.to_string(), "\"late\"".to_owned());
+    let done = [celeriac::queue::Completion {
+        id: &running_id,
+        token: &holding.token,
+        result_json: &result,
+    }];
+    let keys = q.keys().clone();
+    let ctx = scripts::Ctx {
+        keys: &keys,
+        now_ms: now_ms(),
+        result_ttl_ms: 60_000,
+        events_maxlen: 1000,
+    };
+    let queue_names = queues();
+    let args = ClaimArgs {
+        queues: &queue_names,
+        max: 5,
+        lease_ms: 30_000,
+        worker: "worker-b",
+        token_base: "fenced-call",
+    };
+    let mut conn = q.connection();
+    let receipt = scripts::claim_receipt(&mut conn, &ctx, &done, &args, 30_000)
+        .await
+        .unwrap();
+    assert!(receipt.rows.is_empty());
+    assert_eq!(receipt.recorded, vec![false]);
+    // The held-back call arrives: fenced, it neither records the success nor claims.
+    let late = scripts::claim(&mut conn, &ctx, &done, &args).await;
+    assert!(
+        matches!(late, Err(QueueError::UnexpectedReply(0))),
+        "{:?}",
+        late.map(|c| c.rows)
+    );
+    assert_eq!(q.get(&id).await.unwrap().unwrap().status, TaskStatus::Pending);
+    assert_eq!(q.get(&running).await.unwrap().unwrap().status, TaskStatus::Started);
+    // A call not fenced claims `id` as usual, and its receipt then finds it.
+    let args = ClaimArgs {
+        token_base: "unfenced-call",
+        ..args
+    };
+    let claimed = scripts::claim(&mut conn, &ctx, &[], &args).await.unwrap();
+    assert_eq!(claimed.rows.len(), 1);
+    let receipt = scripts::claim_receipt(&mut conn, &ctx, &[], &args, 30_000)
+        .await
+        .unwrap();
+    assert_eq!(receipt.rows, claimed.rows);
+}

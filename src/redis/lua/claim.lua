@@ -4,7 +4,8 @@
   ones (→ REVOKED) and deferring those over their task's rate limit.
   KEYS[1] leases ZSET   KEYS[2] rate_limits HASH (name → "limit window_ms")
   KEYS[3] seq STRING    KEYS[4] events STREAM   KEYS[5] paused queues SET
-  then per queue, from KEYS[6]: queue ZSET, delayed ZSET, wake ZSET
+  KEYS[6] this call's fence STRING (set by claim_receipt when the caller lost the answer)
+  then per queue, from KEYS[7]: queue ZSET, delayed ZSET, wake ZSET
   then the completed tasks' HASHes, in the order of their ARGV triples
   ARGV[1] now ms        ARGV[2] max tasks    ARGV[3] lease ms   ARGV[4] worker name
   ARGV[5] lease token base (unique per call) ARGV[6] max promotions per queue
@@ -16,17 +17,21 @@
   then per completed task: id, lease token, result JSON
   Returns: { next due ms of a delayed task or -1,
              { { id, token, name, args, queue, attempts, retries, max_retries, options }, ... },
-             per completed task, in order: 1 ok | -1 no such task | -2 not running | -3 lease lost } ]]
+             per completed task, in order: 1 ok | -1 no such task | -2 not running | -3 lease lost }
+  or, when the call is fenced, { -1, {}, {} }: it did nothing. ]]
 local rcall = redis.call
 local leases_key, limits_key, seq_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local paused_key = KEYS[5]
+local paused_key, fence_key = KEYS[5], KEYS[6]
 local now, want, lease_ms, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local token_base, promote_limit, rate_prefix, maxlen = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local ttl, done_prefix, idem_prefix, task_prefix = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local workflow_prefix, queue_prefix, wake_prefix = ARGV[13], ARGV[14], ARGV[15]
 local idx_prefix = ARGV[16]
 local queues_n = tonumber(ARGV[17])
-local last_queue_key = 5 + 3 * queues_n
+local last_queue_key = 6 + 3 * queues_n
+-- The caller gave up on this call's answer and asked claim_receipt what it did
+-- (a stall held the call back): it did nothing then, and must do nothing now.
+if rcall('EXISTS', fence_key) == 1 then return { -1, {}, {} } end
 --- @include "includes/complete"
 
 local completed = complete_tasks(last_queue_key + 1, #KEYS, 18 + queues_n)
@@ -63,10 +68,10 @@ end
 -- Most deployments pause no queue: look names up only when some are paused.
 local any_paused = rcall('EXISTS', paused_key) == 1
 local heads = {}
-for q = 6, last_queue_key, 3 do
+for q = 7, last_queue_key, 3 do
   local queue_key, delayed_key, wake_key = KEYS[q], KEYS[q + 1], KEYS[q + 2]
   -- A paused queue is skipped whole: its resume sets the wake marker.
-  if any_paused and rcall('SISMEMBER', paused_key, ARGV[18 + (q - 6) / 3]) == 1 then
+  if any_paused and rcall('SISMEMBER', paused_key, ARGV[18 + (q - 7) / 3]) == 1 then
     heads[q] = {}
   else
     -- The delayed set's head says whether anything is due (usually not).
@@ -149,7 +154,7 @@ for q = 6, last_queue_key, 3 do
 end
 
 local next_due = -1
-for q = 6, last_queue_key, 3 do
+for q = 7, last_queue_key, 3 do
   local first = deferred == 0 and heads[q] or rcall('ZRANGE', KEYS[q + 1], 0, 0, 'WITHSCORES')
   if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
 end
