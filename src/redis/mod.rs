@@ -5,7 +5,7 @@
 //! | `connect/` | every client and connection: the shared multiplexed one, blocking and pub/sub ones, TLS, Sentinel, Cluster |
 //! | `keys.rs` | every key name, and the table of what each key holds |
 //! | `codec.rs` | hash fields ↔ task and workflow records |
-//! | `scripts.rs` | one typed function per Lua script; script codes → errors |
+//! | `scripts/` | one typed function per Lua script (create, lease, control, listing); script codes → errors |
 //! | `invocation.rs` | a script's source with its includes expanded, and one call of it (EVALSHA) |
 //! | `notify.rs` | pub/sub wake-ups for waiting clients, one reader per process |
 //! | `events.rs` | the events stream reader (SSE), one per process, fanned out |

@@ -1,7 +1,8 @@
 //! The scheduler's Redis side: one typed function per script (`leader_acquire`,
 //! `leader_release`, `schedule_save`, `schedule_delete`, `schedule_fire`) and the
-//! plain reads of schedules and of the leadership. The scripts are self-contained
-//! (no shared prelude). To move into `redis/scripts.rs` with the other wrappers.
+//! plain reads of schedules and of the leadership, kept together as the
+//! scheduler's own. The scripts are self-contained (no shared prelude);
+//! `redis/scripts`' expansion test checks that they stay so.
 //!
 //! A schedule is the HASH `{ns}:schedule:<name>` (see [`Keys::schedule`]) and one
 //! member of the ZSET `{ns}:schedules`, scored by its next run (`+inf` while

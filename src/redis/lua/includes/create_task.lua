@@ -1,5 +1,5 @@
 --[[ create_task: writes a new task record.
-  The caller (scripts.rs) builds the record as field/value pairs from the options
+  The caller (redis/scripts/create.rs) builds the record as field/value pairs from the options
   given with the task, so Lua decodes no JSON unless the task's name has
   registration defaults (a task_defaults HASH field), which then fill the options
   left unset (priority, max_retries, expires and the stored options).
