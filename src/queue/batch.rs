@@ -51,7 +51,7 @@ impl Queue {
         if specs.is_empty() {
             return Ok(Ok(ids));
         }
-        Ok(scripts::enqueue_batch(&mut self.conn().await?, &ctx, &specs)
+        Ok(scripts::enqueue_batch(&mut self.bulk_conn(), &ctx, &specs)
             .await?
             .map(|()| ids)
             .map_err(|(name, index)| BatchRefused { index, name }))

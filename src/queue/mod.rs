@@ -51,6 +51,8 @@ use crate::{
 #[derive(Clone)]
 pub struct Queue {
     conn: Connection,
+    /// For bulk calls only (see [`Connection::bulk`]); connected on first use.
+    bulk: Connection,
     keys: Keys,
     cfg: EngineConfig,
 }
@@ -61,6 +63,7 @@ impl Queue {
     pub fn connect(redis: &RedisConfig, engine: EngineConfig) -> Result<Self> {
         Ok(Self {
             conn: Connection::new(redis)?,
+            bulk: Connection::bulk(redis)?,
             keys: Keys::new(&redis.namespace),
             cfg: engine,
         })
@@ -88,6 +91,11 @@ impl Queue {
 
     pub(crate) async fn conn(&self) -> Result<TrackedConnection> {
         Ok(self.conn.handle())
+    }
+
+    /// The connection of bulk calls, whose answers may take up to 2 s.
+    pub(crate) fn bulk_conn(&self) -> TrackedConnection {
+        self.bulk.handle()
     }
 
     pub(crate) fn ctx_at(&self, now_ms: i64) -> Ctx<'_> {

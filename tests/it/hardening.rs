@@ -273,3 +273,56 @@ async fn an_enqueue_answered_503_during_a_stall_points_to_idempotency_key() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("idempotency_key"), "{message}");
 }
+
+/// Holds Redis busy for one second with a script that loops on TIME (as a slow
+/// command or a long script of another client would), from a thread of its own.
+fn busy_redis_for_a_second(redis: &TestRedis) -> std::thread::JoinHandle<()> {
+    const BUSY: &str = "local t = redis.call('TIME') local from = t[1] * 1e6 + t[2]
+        repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - from >= 1000000 return 1";
+    let mut conn = redis.conn();
+    std::thread::spawn(move || {
+        let _: i64 = redis::cmd("EVAL").arg(BUSY).arg(0).query(&mut conn).unwrap();
+    })
+}
+
+/// A batch is one long script call (about 60 ms for 1,000 tasks), which a busy
+/// Redis stretches: batches go over a connection of their own whose answers may
+/// take 2 s, so a batch queued behind a one-second stall is enqueued and answered
+/// 202, where an ordinary `POST /tasks` behind the same stall gets its 503 after
+/// the ordinary 500 ms (and the batch did not sit behind it).
+#[tokio::test]
+async fn a_batch_waits_out_a_one_second_stall_that_an_ordinary_post_does_not() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    // Both connections made and both scripts loaded first.
+    let one = json!({"tasks": [{"name": "noop"}]});
+    assert_eq!(api.post_json("/tasks/batch", one).await.0, 202);
+    assert_eq!(api.post_task(json!({"name": "noop"})).await.0, 202);
+
+    let stall = busy_redis_for_a_second(&redis);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let tasks: Vec<Value> = (0..1000).map(|i| json!({"name": "noop", "args": [i]})).collect();
+    let (status, body) = api.post_json("/tasks/batch", json!({ "tasks": tasks })).await;
+    let waited = started.elapsed();
+    stall.join().unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        waited > Duration::from_millis(600),
+        "the batch did not wait for the stall: {waited:?}"
+    );
+    let ids = body["task_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 1000);
+    let last = ids[999].as_str().unwrap();
+    assert_eq!(api.get_task(last).await.1["args"], json!([999]));
+
+    let stall = busy_redis_for_a_second(&redis);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let (status, body) = api.post_task(json!({"name": "noop"})).await;
+    let waited = started.elapsed();
+    stall.join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(waited < Duration::from_millis(900), "{waited:?}");
+}

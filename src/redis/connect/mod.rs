@@ -9,6 +9,9 @@
 //!   concurrent request. Over a Cluster it is redis-rs' cluster connection, which
 //!   routes each script by its first key (every key of a namespace carries the
 //!   `{ns}` hash tag, so one namespace lives on one primary).
+//!   A second one ([`Connection::bulk`], connected on first use) carries only
+//!   bulk calls (`POST /tasks/batch`): their answers may take up to 2 s instead
+//!   of 500 ms, and they do not hold up the ordinary commands pipelined behind them.
 //! - [`BlockingConnection`]: a dedicated connection for blocking commands
 //!   (BZPOPMIN), whose response timeout is longer than the block time. A worker
 //!   needs exactly one; should a process ever need several, they are to be pooled

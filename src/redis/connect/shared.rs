@@ -11,7 +11,7 @@ use std::{
 
 use redis::{RedisError, RedisResult, aio::ConnectionLike};
 
-use super::target::{Conn, Target, bounded};
+use super::target::{BULK_RESPONSE_TIMEOUT, Conn, RESPONSE_TIMEOUT, Target, bounded};
 use crate::{config::RedisConfig, error::Result};
 
 /// Connection failures in a row after which the shared connection is replaced.
@@ -41,6 +41,8 @@ pub struct Connection {
 
 struct Shared {
     target: Target,
+    /// How long a command's answer may take.
+    response_timeout: Duration,
     /// The connection and its generation (a failure seen on an older one must not drop a newer one).
     current: RwLock<Option<(u64, Conn)>>,
     generations: AtomicU64,
@@ -52,9 +54,21 @@ struct Shared {
 impl Connection {
     /// A lazily connected shared connection.
     pub fn new(cfg: &RedisConfig) -> Result<Self> {
+        Self::with_response_timeout(cfg, RESPONSE_TIMEOUT)
+    }
+
+    /// A lazily connected shared connection for bulk calls (a batch enqueue), whose
+    /// answers may take longer than an ordinary command's: used alone, so that a
+    /// long call neither times out nor delays the ordinary ones behind it.
+    pub fn bulk(cfg: &RedisConfig) -> Result<Self> {
+        Self::with_response_timeout(cfg, BULK_RESPONSE_TIMEOUT)
+    }
+
+    fn with_response_timeout(cfg: &RedisConfig, response_timeout: Duration) -> Result<Self> {
         Ok(Self {
             shared: Arc::new(Shared {
                 target: Target::new(cfg)?,
+                response_timeout,
                 current: RwLock::new(None),
                 generations: AtomicU64::new(0),
                 failures: AtomicU32::new(0),
@@ -90,7 +104,7 @@ impl Shared {
                 let e = std::io::Error::new(std::io::ErrorKind::NotConnected, reason.clone());
                 return Err(e.into());
             }
-            match self.target.shared().await {
+            match self.target.shared(self.response_timeout).await {
                 Ok(conn) => {
                     *last_failure = None;
                     let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;

@@ -17,8 +17,14 @@ use crate::{
     error::Result,
 };
 
-/// Redis-rs' default response timeout of ordinary commands, kept for the cluster.
+/// The response timeout of ordinary commands (redis-rs' default): an unreachable
+/// Redis becomes a 503 within about two seconds.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The response timeout of bulk calls (a batch of 1,000 tasks is one script call
+/// of about 60 ms, which a busy Redis may stretch past 500 ms): still an answer
+/// within 2.5 s when Redis stalls.
+pub(super) const BULK_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How to reach the data servers; built once per process from the config.
 #[derive(Clone)]
@@ -115,10 +121,11 @@ impl Target {
         bounded(self.connect_timeout, client.get_async_connection()).await
     }
 
-    /// A new shared connection (see [`Connection`]).
-    pub(super) async fn shared(&self) -> RedisResult<Conn> {
+    /// A new shared connection (see [`Connection`]) whose commands time out after
+    /// `response_timeout`.
+    pub(super) async fn shared(&self, response_timeout: Duration) -> RedisResult<Conn> {
         if let Kind::Cluster { .. } = self.kind {
-            return Ok(Conn::Cluster(self.cluster(RESPONSE_TIMEOUT).await?));
+            return Ok(Conn::Cluster(self.cluster(response_timeout).await?));
         }
         let info = self.primary().await?;
         let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
@@ -127,7 +134,8 @@ impl Target {
             .set_connection_timeout(Some(self.connect_timeout / 5))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(250));
+            .set_max_delay(Duration::from_millis(250))
+            .set_response_timeout(Some(response_timeout));
         Ok(Conn::Manager(ConnectionManager::new_lazy_with_config(client, config)?))
     }
 }
