@@ -6,10 +6,13 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod long_poll;
 pub mod metrics;
 pub mod models;
+pub mod new_task;
 pub mod queues;
 pub mod schedules;
+pub mod task_control;
 pub mod task_types;
 pub mod tasks;
 pub mod ui;
@@ -131,6 +134,7 @@ pub fn build_app(cfg: &ApiConfig) -> Result<impl Endpoint + 'static, ApiStartErr
     };
     let apis = (
         tasks::TasksApi { state: state.clone() },
+        task_control::TaskControlApi { state: state.clone() },
         task_types::TaskTypesApi { state: state.clone() },
         workflows::WorkflowsApi { state: state.clone() },
         queues::QueuesApi { state: state.clone() },

@@ -9,8 +9,8 @@ use super::{
     AppState, Tag,
     auth::BearerAuth,
     error::ApiError,
+    models::TaskList,
     models::{MAX_QUEUE_NAME, QueueView, TaskView, is_safe_name},
-    tasks::TaskList,
 };
 use crate::{error::QueueError, queue::Cursor};
 

@@ -1,10 +1,8 @@
-//! Task operations: enqueue (one or a batch), list, read (with long-poll),
-//! cancel, pause, resume, retry, forget.
-
-use std::{future::Future, time::Duration};
+//! Tasks as a collection: enqueue (one or a batch), list, read one (with a long
+//! poll) and forget one. Steering one task is `task_control.rs`.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
+use poem_openapi::{ApiResponse, OpenApi, param::Path, param::Query, payload::Json};
 use rand::Rng;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -13,45 +11,19 @@ use super::{
     AppState, Tag,
     auth::BearerAuth,
     error::ApiError,
-    models::{JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, NewTaskRequest, TaskCreated, TaskView, is_safe_name},
+    long_poll::wait_final,
+    models::{BatchCreated, BatchRequest, JsonBody, NewTaskRequest, TaskCreated, TaskList, TaskView},
+    new_task::{Placement, new_task},
 };
 use crate::{
     error::QueueError,
-    model::{NewTask, TaskOptions, TaskStatus},
-    queue::{Cancel, Cursor, TaskFilter},
+    model::{NewTask, TaskStatus},
+    queue::{Cursor, TaskFilter},
 };
 
 /// Default and largest page of `GET /tasks`.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
-
-/// `POST /tasks/batch` body.
-#[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
-pub struct BatchRequest {
-    /// The tasks, each a `POST /tasks` body (without `idempotency_key`).
-    pub tasks: Vec<NewTaskRequest>,
-}
-
-/// `POST /tasks/batch` answer.
-#[derive(Debug, Object)]
-pub struct BatchCreated {
-    /// The tasks' ids, in the order given.
-    pub task_ids: Vec<String>,
-}
-
-/// `GET /tasks` answer.
-#[derive(Debug, Object)]
-pub struct TaskList {
-    /// Tasks, newest first.
-    /// (Ids as strings, or with `expand` objects as `GET /tasks/{task_id}` shows them:
-    /// typed as any JSON, because an OpenAPI union of a string and an object does not
-    /// validate as either.)
-    pub tasks: Vec<Value>,
-    /// Give it as `cursor` for the next page; null when there is nothing more.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
 
 /// `POST /tasks/batch` answers.
 #[derive(ApiResponse)]
@@ -68,17 +40,6 @@ pub enum ListResponse {
     #[oai(status = 200)]
     Ok(Json<TaskList>),
 }
-
-/// `POST /tasks/{task_id}/pause` and `/resume` answers.
-#[derive(ApiResponse)]
-pub enum PauseResponse {
-    /// The task after the change.
-    #[oai(status = 200)]
-    Ok(TaskView),
-}
-
-/// Longest `?wait=` accepted, in seconds.
-const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Task operations.
 pub struct TasksApi {
@@ -102,26 +63,6 @@ pub enum GetTaskResponse {
     /// The task's current record.
     #[oai(status = 200)]
     Ok(TaskView),
-}
-
-/// `POST /tasks/{task_id}/cancel` answers.
-#[derive(ApiResponse)]
-pub enum CancelResponse {
-    /// The task had not started: it is REVOKED and will never run.
-    #[oai(status = 200)]
-    Revoked(TaskView),
-    /// The task is running: its cancellation signal fired; it ends REVOKED when
-    /// it stops (or is aborted after the worker's cancel grace time).
-    #[oai(status = 202)]
-    Requested(TaskView),
-}
-
-/// `POST /tasks/{task_id}/retry` answers.
-#[derive(ApiResponse)]
-pub enum RetryResponse {
-    /// Queued again as a new attempt.
-    #[oai(status = 202)]
-    Queued(TaskView),
 }
 
 /// `DELETE /tasks/{task_id}` answers.
@@ -337,52 +278,6 @@ impl TasksApi {
         })))
     }
 
-    /// Pause a waiting task: a PENDING (queued or delayed) or RETRY task leaves
-    /// its queue and becomes PAUSED; no worker claims it until it is resumed.
-    /// A running task answers 409 (cancel it instead).
-    ///
-    /// Scope: `write`.
-    #[oai(path = "/tasks/:task_id/pause", method = "post")]
-    async fn pause(
-        &self,
-        _auth: BearerAuth,
-        /// Task id.
-        task_id: Path<String>,
-    ) -> Result<PauseResponse, ApiError> {
-        let id = parse_id(&task_id.0)?;
-        let paused = self
-            .state
-            .queue
-            .pause_task(&id)
-            .await
-            .map_err(|e| control_error(e, &task_id.0))?;
-        if !paused {
-            return Err(ApiError::conflict(
-                "the task is running and cannot be paused: cancel it instead (POST /tasks/{task_id}/cancel)",
-            ));
-        }
-        Ok(PauseResponse::Ok(self.view(&id, &task_id.0).await?))
-    }
-
-    /// Resume a PAUSED task: it goes back to its queue (or waits for its ETA)
-    /// with its priority and is PENDING again. Any other status answers 409.
-    ///
-    /// Scope: `write`.
-    #[oai(path = "/tasks/:task_id/resume", method = "post")]
-    async fn resume(
-        &self,
-        _auth: BearerAuth,
-        /// Task id.
-        task_id: Path<String>,
-    ) -> Result<PauseResponse, ApiError> {
-        let id = parse_id(&task_id.0)?;
-        self.state.queue.resume_task(&id).await.map_err(|e| match e {
-            QueueError::Conflict => ApiError::conflict("the task is not paused"),
-            e => control_error(e, &task_id.0),
-        })?;
-        Ok(PauseResponse::Ok(self.view(&id, &task_id.0).await?))
-    }
-
     /// Read a task: status, result, traceback, children, progress and timings.
     ///
     /// With `wait`, the request is held until the task reaches a final state
@@ -411,53 +306,6 @@ impl TasksApi {
         }
     }
 
-    /// Cancel a task.
-    ///
-    /// A pending, delayed or retrying task ends REVOKED and never runs. A running
-    /// task gets its cancellation signal and ends REVOKED once it stops. A task
-    /// that already finished cannot be cancelled (409).
-    ///
-    /// Scope: `write`.
-    #[oai(path = "/tasks/:task_id/cancel", method = "post")]
-    async fn cancel(
-        &self,
-        _auth: BearerAuth,
-        /// Task id.
-        task_id: Path<String>,
-    ) -> Result<CancelResponse, ApiError> {
-        let id = parse_id(&task_id.0)?;
-        let outcome = self
-            .state
-            .queue
-            .cancel(&id)
-            .await
-            .map_err(|e| control_error(e, &task_id.0))?;
-        let view = self.view(&id, &task_id.0).await?;
-        Ok(match outcome {
-            Cancel::Revoked => CancelResponse::Revoked(view),
-            Cancel::Requested => CancelResponse::Requested(view),
-        })
-    }
-
-    /// Retry a FAILURE or REVOKED task: it is queued again as a new attempt.
-    ///
-    /// Scope: `write`.
-    #[oai(path = "/tasks/:task_id/retry", method = "post")]
-    async fn retry(
-        &self,
-        _auth: BearerAuth,
-        /// Task id.
-        task_id: Path<String>,
-    ) -> Result<RetryResponse, ApiError> {
-        let id = parse_id(&task_id.0)?;
-        self.state
-            .queue
-            .resubmit(&id)
-            .await
-            .map_err(|e| control_error(e, &task_id.0))?;
-        Ok(RetryResponse::Queued(self.view(&id, &task_id.0).await?))
-    }
-
     /// Forget a finished task's record.
     ///
     /// Scope: `admin`.
@@ -478,16 +326,17 @@ impl TasksApi {
     }
 }
 
-impl TasksApi {
-    async fn view(&self, id: &Uuid, raw: &str) -> Result<TaskView, ApiError> {
-        match self.state.queue.get(id).await? {
-            Some(r) => Ok(r.into()),
-            None => Err(ApiError::task_not_found(raw)),
-        }
+/// The answer to a refused operation on one task.
+pub(super) fn control_error(e: QueueError, raw: &str) -> ApiError {
+    match e {
+        QueueError::NotFound => ApiError::task_not_found(raw),
+        QueueError::Conflict => ApiError::conflict("the task's status does not allow this"),
+        e => e.into(),
     }
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+/// A task id as the path gives it; one that is not a UUID is a task not found.
+pub(super) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::task_not_found(raw))
 }
 
@@ -499,184 +348,5 @@ fn at_index(e: ApiError, i: usize) -> ApiError {
             ApiError::Unprocessable(b)
         }
         e => e,
-    }
-}
-
-fn control_error(e: QueueError, raw: &str) -> ApiError {
-    match e {
-        QueueError::NotFound => ApiError::task_not_found(raw),
-        QueueError::Conflict => ApiError::conflict("the task's status does not allow this"),
-        e => e.into(),
-    }
-}
-
-/// Where a task stands, which decides what can be checked up front.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Placement {
-    /// An ordinary task.
-    Alone,
-    /// A workflow task started with its own arguments (scheduling options do not apply).
-    Workflow,
-    /// A workflow task fed the previous step's result: its arguments are only
-    /// complete at run time, and absent arguments become that result.
-    WorkflowFed,
-}
-
-/// Turns a request into a task, checking everything that can be checked
-/// without Redis.
-pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placement) -> Result<NewTask, ApiError> {
-    let in_workflow = placement != Placement::Alone;
-    let invalid = |code: &str, msg: String| ApiError::unprocessable(code, msg);
-    // An explicit queue wins over the routes (which default to `default`).
-    let queue = req
-        .queue
-        .map_or_else(|| state.routes.queue_for(&req.name.0).to_owned(), |q| q.0);
-    if !is_safe_name(&queue, MAX_QUEUE_NAME) {
-        return Err(invalid(
-            "invalid_queue",
-            format!(
-                "queue must be 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
-            ),
-        ));
-    }
-    let name = req.name.0;
-    if !is_safe_name(&name, MAX_TASK_NAME) {
-        return Err(invalid(
-            "invalid_name",
-            format!(
-                "name must be 1 to {MAX_TASK_NAME} characters from A-Z a-z 0-9 _ . : - starting with a letter or digit"
-            ),
-        ));
-    }
-    let args = match req.args {
-        Some(args) => args,
-        None if placement == Placement::WorkflowFed => Value::Null,
-        None => json!({}),
-    };
-    if placement != Placement::WorkflowFed
-        && let Some(Err(e)) = state.builtins.validate(&name, &args)
-    {
-        return Err(invalid("invalid_args", format!("bad args for {name:?}: {e}")));
-    }
-    if in_workflow
-        && (req.countdown.is_some() || req.eta.is_some() || req.expires.is_some() || req.idempotency_key.is_some())
-    {
-        return Err(invalid(
-            "invalid_workflow",
-            "countdown, eta, expires and idempotency_key do not apply to workflow tasks".into(),
-        ));
-    }
-    let eta = match (req.countdown, req.eta) {
-        (Some(_), Some(_)) => {
-            return Err(invalid("invalid_eta", "give countdown or eta, not both".into()));
-        }
-        (Some(secs), None) => Some(Utc::now() + Duration::from_secs_f64(secs)),
-        (None, Some(eta)) if eta.timestamp_millis() < 0 => {
-            return Err(invalid("invalid_eta", "eta must not be before 1970".into()));
-        }
-        (None, eta) => eta,
-    };
-    let expires_at = match req.expires {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_f64().filter(|s| s.is_finite() && *s >= 0.0 && *s <= 31_536_000.0) {
-            Some(secs) => Some(Utc::now() + Duration::from_secs_f64(secs)),
-            None => {
-                return Err(invalid(
-                    "invalid_expires",
-                    "expires must be 0 to 31536000 seconds".into(),
-                ));
-            }
-        },
-        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
-            // Times are stored as epoch milliseconds; one before 1970 would be
-            // read as "no expiry" downstream, so it is refused at the door.
-            Ok(t) if t.timestamp_millis() < 0 => {
-                return Err(invalid("invalid_expires", "expires must not be before 1970".into()));
-            }
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(e) => {
-                return Err(invalid(
-                    "invalid_expires",
-                    format!("expires is not an RFC 3339 time: {e}"),
-                ));
-            }
-        },
-        Some(_) => {
-            return Err(invalid(
-                "invalid_expires",
-                "expires is seconds or an RFC 3339 time".into(),
-            ));
-        }
-    };
-    let callback_url = match req.callback_url {
-        Some(url) => {
-            crate::model::callback::check_callback_url(&url).map_err(|m| invalid("invalid_callback_url", m))?;
-            Some(url)
-        }
-        None => state.queue_callbacks.url_for(&queue).map(str::to_owned),
-    };
-    if let (Some(soft), Some(hard)) = (req.soft_time_limit, req.time_limit)
-        && soft >= hard
-    {
-        return Err(invalid(
-            "invalid_time_limit",
-            "soft_time_limit must be below time_limit".into(),
-        ));
-    }
-    Ok(NewTask {
-        name,
-        args,
-        queue,
-        options: TaskOptions {
-            max_retries: req.max_retries,
-            priority: req.priority,
-            retry_backoff: req.retry_backoff,
-            retry_backoff_max: req.retry_backoff_max,
-            retry_jitter: req.retry_jitter,
-            retry_on: req.retry_on,
-            time_limit: req.time_limit,
-            soft_time_limit: req.soft_time_limit,
-            expires: None,
-        },
-        eta,
-        expires_at,
-        idempotency_key: req.idempotency_key,
-        parent_id: None,
-        callback_url,
-    })
-}
-
-/// Reads a record, holding the request until it is final or `wait` seconds pass.
-/// Subscribes to the record's completion channel before the first read, so no
-/// completion is missed and nothing polls.
-pub(crate) async fn wait_final<T, F, Fut>(
-    state: &AppState,
-    channel: String,
-    wait: Option<f64>,
-    read: F,
-    is_final: impl Fn(&T) -> bool,
-) -> Result<Option<T>, ApiError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<Option<T>, QueueError>>,
-{
-    let wait = Duration::from_secs_f64(wait.unwrap_or(0.0).clamp(0.0, MAX_WAIT_SECS));
-    if wait.is_zero() {
-        return Ok(read().await?);
-    }
-    let deadline = tokio::time::Instant::now() + wait;
-    // Subscribed (and confirmed) before the first read, and kept: a wake-up is
-    // followed by a read only, not by another SUBSCRIBE round trip.
-    let mut subscription = state.notifier.subscribe(channel).await.map_err(ApiError::from)?;
-    loop {
-        let record = read().await?;
-        match &record {
-            Some(r) if !is_final(r) && tokio::time::Instant::now() < deadline => {}
-            _ => return Ok(record),
-        }
-        tokio::select! {
-            () = subscription.notified() => {}
-            () = tokio::time::sleep_until(deadline) => return Ok(read().await?),
-        }
     }
 }

@@ -7,8 +7,9 @@ use super::{
     AppState, Tag,
     auth::BearerAuth,
     error::ApiError,
+    long_poll::wait_final,
     models::{JsonBody, WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView},
-    tasks::{Placement, new_task, wait_final},
+    new_task::{Placement, new_task},
 };
 use crate::{error::QueueError, model::WorkflowKind};
 

@@ -4,7 +4,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `body.rs` | reading a request body: the lenient JSON extractor, its size limit, strict names |
-//! | `task.rs` | a task: `POST /tasks`' body, and a task's answer (`TaskView`, written in one pass) |
+//! | `task.rs` | a task: `POST /tasks`' body (one or a batch), a task's answer (`TaskView`, written in one pass), a page of tasks |
 //! | `workflow.rs` | a workflow: `POST /workflows`' body and its view |
 //! | `cluster.rs` | queues, workers and health |
 
@@ -15,5 +15,8 @@ mod workflow;
 
 pub use body::{BodyLimit, JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, QueueName, TaskName, is_safe_name};
 pub use cluster::{ActiveTaskView, HealthView, QueueView, WorkerList, WorkerView, ms_to_time};
-pub use task::{CallbackDelivery, CallbackView, NewTaskRequest, Status, TaskCreated, TaskSchema, TaskView};
+pub use task::{
+    BatchCreated, BatchRequest, CallbackDelivery, CallbackView, NewTaskRequest, Status, TaskCreated, TaskList,
+    TaskSchema, TaskView,
+};
 pub use workflow::{WorkflowCreatedView, WorkflowRequest, WorkflowType, WorkflowView};

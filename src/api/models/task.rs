@@ -353,3 +353,31 @@ mod tests {
         }
     }
 }
+
+/// `POST /tasks/batch` body.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The tasks, each a `POST /tasks` body (without `idempotency_key`).
+    pub tasks: Vec<NewTaskRequest>,
+}
+
+/// `POST /tasks/batch` answer.
+#[derive(Debug, Object)]
+pub struct BatchCreated {
+    /// The tasks' ids, in the order given.
+    pub task_ids: Vec<String>,
+}
+
+/// `GET /tasks` answer.
+#[derive(Debug, Object)]
+pub struct TaskList {
+    /// Tasks, newest first.
+    /// (Ids as strings, or with `expand` objects as `GET /tasks/{task_id}` shows them:
+    /// typed as any JSON, because an OpenAPI union of a string and an object does not
+    /// validate as either.)
+    pub tasks: Vec<Value>,
+    /// Give it as `cursor` for the next page; null when there is nothing more.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
