@@ -101,7 +101,8 @@ impl Shared {
             if let Some((at, reason)) = last_failure.as_ref()
                 && at.elapsed() < RETRY_PAUSE
             {
-                let e = std::io::Error::new(std::io::ErrorKind::NotConnected, reason.clone());
+                // A refusal: nothing was sent (`QueueError::answer_lost`).
+                let e = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, reason.clone());
                 return Err(e.into());
             }
             match self.target.shared(self.response_timeout).await {

@@ -89,8 +89,9 @@ impl Target {
                     }
                     // Mid-failover the sentinels name no usable primary for a
                     // while: that is Redis being unavailable (a 503), not a bug.
+                    // A refusal: nothing was sent (`QueueError::answer_lost`).
                     let reason = format!("no primary from the sentinels: {e}");
-                    std::io::Error::new(std::io::ErrorKind::NotConnected, reason).into()
+                    std::io::Error::new(std::io::ErrorKind::ConnectionRefused, reason).into()
                 })?;
                 Ok(client.get_connection_info().clone())
             }
