@@ -590,3 +590,41 @@ async fn a_claim_fenced_by_its_receipt_does_nothing() {
         .unwrap();
     assert_eq!(receipt.rows, claimed.rows);
 }
+
+/// The same with successes on board (a worker's fused complete-and-claim call):
+/// the receipt says which successes the lost call recorded (they answer `Ok`,
+/// and are not recorded twice) and hands over the task it claimed for their slot.
+#[tokio::test]
+async fn a_lost_complete_and_claim_answers_its_successes_from_the_receipt() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    for i in 0..3 {
+        q.enqueue(&NewTask::new("echo", json!(i)), false).await.unwrap();
+    }
+    let running = q.claim(&queues(), 1, "worker-a").await.unwrap().tasks;
+    let (id, result) = (running[0].id.to_string(), "\"done\"".to_owned());
+    redis.signal("STOP");
+    let call = tokio::spawn({
+        let (q, token) = (q.clone(), running[0].token.clone());
+        async move {
+            let done = [Completion {
+                id: &id,
+                token: &token,
+                result_json: &result,
+            }];
+            q.complete_and_claim(&done, &queues(), 1, "worker-a").await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.signal("CONT");
+    let (answers, claim) = call.await.unwrap().expect("the receipt answers for the lost call");
+    assert!(matches!(answers.as_slice(), [Ok(())]), "{answers:?}");
+    assert_eq!(claim.tasks.len(), 1);
+    let done = q.get(&running[0].id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(done.result, Some(json!("done")));
+    // The handed-over task runs under its lease: its success is accepted.
+    q.complete(&claim.tasks[0], &json!("next")).await.unwrap();
+    let leased: Vec<String> = redis.conn().zrange(q.keys().leases(), 0, -1).unwrap();
+    assert!(leased.is_empty(), "{leased:?}");
+}
