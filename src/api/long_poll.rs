@@ -10,8 +10,8 @@ use crate::error::QueueError;
 const MAX_WAIT_SECS: f64 = 60.0;
 
 /// Reads a record, holding the request until it is final or `wait` seconds pass.
-/// Subscribes to the record's completion channel before the first read, so no
-/// completion is missed and nothing polls.
+/// A record not final at the first read is read again once its completion
+/// channel is subscribed, so no completion is missed and nothing polls.
 pub(crate) async fn wait_final<T, F, Fut>(
     state: &AppState,
     channel: String,
@@ -28,8 +28,16 @@ where
         return Ok(read().await?);
     }
     let deadline = tokio::time::Instant::now() + wait;
-    // Subscribed (and confirmed) before the first read, and kept: a wake-up is
-    // followed by a read only, not by another SUBSCRIBE round trip.
+    // A record that is final already (most short tasks by the time their client
+    // asks) is answered without touching the pub/sub connection.
+    let first = read().await?;
+    match &first {
+        Some(r) if !is_final(r) => {}
+        _ => return Ok(first),
+    }
+    // Subscribed (and confirmed) before the next read, so a completion between
+    // that read and the wait still wakes it; kept, so a wake-up is followed by a
+    // read only, not by another SUBSCRIBE round trip.
     let mut subscription = state.notifier.subscribe(channel).await.map_err(ApiError::from)?;
     loop {
         let record = read().await?;

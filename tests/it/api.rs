@@ -258,6 +258,20 @@ async fn wait_returns_as_soon_as_the_task_finishes() {
         "held too long after the task finished: {took:?}"
     );
 
+    // A wait on a task that is final already is answered by one read: no SUBSCRIBE.
+    let subscribes = |redis: &TestRedis| -> u64 {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut redis.conn()).unwrap();
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_subscribe:calls="))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    };
+    let before = subscribes(&redis);
+    let started = Instant::now();
+    assert_eq!(api.wait_task(&id, 30).await["status"], "SUCCESS");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(subscribes(&redis), before);
+
     // A task that does not finish in time: the wait ends at its limit with the current state.
     let id = api.enqueue(json!({"name": "sleep", "args": {"seconds": 20}})).await;
     let started = Instant::now();
