@@ -23,25 +23,20 @@ local queue_prefix, delayed_prefix, wake_prefix = ARGV[4], ARGV[5], ARGV[6]
 --- @include "includes/ready"
 --- @include "includes/create_task"
 
-local tasks = {}
-local b = 7
-local i = 0
-while b <= #ARGV do
-  i = i + 1
-  local pairs_n = tonumber(ARGV[b + 8])
-  tasks[i] = { id = ARGV[b], name = ARGV[b + 1], queue = ARGV[b + 2], opts = ARGV[b + 4],
-    priority = ARGV[b + 5], expires_at = tonumber(ARGV[b + 6]), due = tonumber(ARGV[b + 7]),
-    first = b + 9, last = b + 8 + pairs_n, key = KEYS[5 + i] }
-  if ARGV[b + 3] == '1' and rcall('SISMEMBER', names_key, tasks[i].name) == 0 then
-    return { UNKNOWN_NAME, tasks[i].name, i - 1 }
+-- First pass: where each task's arguments start (no table per task), every
+-- name checked before anything is written, and how many are ready now.
+local starts = {}
+local ready_n = 0
+local b, nargs = 7, #ARGV
+while b <= nargs do
+  starts[#starts + 1] = b
+  if ARGV[b + 3] == '1' and rcall('SISMEMBER', names_key, ARGV[b + 1]) == 0 then
+    return { UNKNOWN_NAME, ARGV[b + 1], #starts - 1 }
   end
-  b = b + 9 + pairs_n
+  if tonumber(ARGV[b + 7]) <= now then ready_n = ready_n + 1 end
+  b = b + 9 + tonumber(ARGV[b + 8])
 end
 -- The FIFO numbers of the ready tasks, reserved at once, handed out in batch order.
-local ready_n = 0
-for _, t in ipairs(tasks) do
-  if t.due <= now then ready_n = ready_n + 1 end
-end
 local seq = ready_n > 0 and rcall('INCRBY', seq_key, ready_n) - ready_n or 0
 -- Registration defaults, looked up once per name.
 local defaults = {}
@@ -49,29 +44,30 @@ local defaults = {}
 -- gathered per key and written by flush_new_entries (includes/index).
 local woken = {}
 new_entries = {}
-for _, t in ipairs(tasks) do
-  local d = defaults[t.name]
+for i, b in ipairs(starts) do
+  local id, name, queue, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 7])
+  local d = defaults[name]
   if d == nil then
-    d = rcall('HGET', defaults_key, t.name) or false
-    defaults[t.name] = d
+    d = rcall('HGET', defaults_key, name) or false
+    defaults[name] = d
   end
-  local priority = create_task(t.key, t.id, t.name, t.queue, t.opts, t.priority, t.first, t.last, d or nil,
-    t.expires_at)
+  local priority = create_task(KEYS[5 + i], id, name, queue, ARGV[b + 4], ARGV[b + 5], b + 9,
+    b + 8 + tonumber(ARGV[b + 8]), d or nil, tonumber(ARGV[b + 6]))
   local event
-  if t.due > now then
-    add_entry(delayed_prefix .. t.queue, string.format('%d', t.due), t.id)
+  if due > now then
+    add_entry(delayed_prefix .. queue, ARGV[b + 7], id)
     event = 'delayed'
   else
     seq = seq + 1
-    add_entry(queue_prefix .. t.queue, ready_score(priority, seq), t.id)
+    add_entry(queue_prefix .. queue, ready_score(priority, seq), id)
     event = 'enqueued'
   end
-  woken[t.queue] = true
-  emit(event, t.id, t.queue, 'PENDING')
+  woken[queue] = true
+  emit(event, id, queue, 'PENDING')
 end
 flush_new_entries()
 -- One wake-up per queue, as make_ready does per task (includes/ready).
 for queue in pairs(woken) do
   if rcall('ZADD', wake_prefix .. queue, '0', 'w') == 1 then rcall('SADD', queues_key, queue) end
 end
-return { 1, '', #tasks }
+return { 1, '', #starts }
