@@ -381,9 +381,14 @@ def run(args):
                 res[key] = {"runs": ok, "n": args.drain_n, "runs_ok": len(ok),
                             "median": {k: med([r[k] for r in ok]) for k in ok[0] if isinstance(ok[0][k], (int, float))}}
     if "batch" in phases:
-        b = attempt(res, "batch", batch_run, args, "batch")
-        if b is not None:
-            res["batch"] = b
+        # Each run on a fresh stack; the figures are the medians, the runs are kept.
+        runs = [attempt(res, f"batch-{i}", batch_run, args, f"batch-{i}") for i in range(1, args.runs + 1)]
+        ok = [r for r in runs if r and "skipped" not in r]
+        if ok:
+            res["batch"] = {k: med([r[k] for r in ok if k in r]) for k in ok[0]}
+            res["batch"]["runs"] = ok
+        elif any(r and "skipped" in r for r in runs):
+            res["batch"] = next(r for r in runs if r and "skipped" in r)
     if "idle" in phases:
         v = attempt(res, "idle", idle_run, args, "idle")
         if v is not None:
@@ -500,7 +505,8 @@ def report(d):
             row("batch enqueue ×1,000 per call (tasks/s)", "≥ 80,000 via library; HTTP close",
                 f"library 1 caller {fmt(bt.get('library_tasks_per_s_1caller'))}, 4 callers "
                 f"{fmt(bt.get('library_tasks_per_s_4caller'))}; HTTP 1 conn {fmt(bt.get('http_tasks_per_s_1conn'))}, "
-                f"4 conns {fmt(bt.get('http_tasks_per_s_4conn'))}", "–", lib >= 80000 if lib else None, "1")
+                f"4 conns {fmt(bt.get('http_tasks_per_s_4conn'))}", "–", lib >= 80000 if lib else None,
+                str(len(bt.get("runs") or [bt])))
     idl = eng.get("idle")
     if idl:
         row(f"idle {idl['secs']:.0f} s, 1 API + 2 workers", "< 1 % CPU; < 10 Redis cmds/s",
