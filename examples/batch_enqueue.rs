@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
             // Caller c makes calls c, c + callers, c + 2·callers, …
             for _ in (caller..calls).step_by(callers) {
                 // `noop` is built in: no worker needs to have registered it.
-                queue.enqueue_batch(&batch, |_| false).await??;
+                queue.enqueue_batch(&batch, None, |_| false).await??;
             }
             anyhow::Ok(())
         });

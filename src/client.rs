@@ -259,10 +259,10 @@ impl Client {
         }
         match self
             .queue
-            .enqueue_batch(&new_tasks, |name| !self.builtins.contains(name))
+            .enqueue_batch(&new_tasks, None, |name| !self.builtins.contains(name))
             .await?
         {
-            Ok(ids) => Ok(ids),
+            Ok(accepted) => Ok(accepted.ids),
             Err(refused) => Err(member(
                 refused.index,
                 ClientError::Queue(QueueError::UnknownTaskName(refused.name)),

@@ -31,6 +31,9 @@ pub enum BatchResponse {
     /// Accepted: every task is queued (or delayed until its ETA).
     #[oai(status = 202)]
     Accepted(Json<BatchCreated>),
+    /// A batch with this `idempotency_key` was accepted before: its ids, nothing enqueued.
+    #[oai(status = 200)]
+    Existing(Json<BatchCreated>),
 }
 
 /// `GET /tasks` answers.
@@ -132,7 +135,9 @@ impl TasksApi {
     ///
     /// Body `{"tasks": [<POST /tasks body>, ...]}` (at most `CELERIAC_BATCH_MAX`,
     /// default 1000). An invalid member answers 422 naming its index, and nothing
-    /// is enqueued. One script call per request.
+    /// is enqueued. One script call per request. With the batch's own
+    /// `idempotency_key`, a retried request enqueues nothing twice: it answers
+    /// 200 with the first batch's ids.
     ///
     /// Scope: `write`.
     #[oai(path = "/tasks/batch", method = "post")]
@@ -148,8 +153,12 @@ impl TasksApi {
                 format!("a batch holds at most {max} tasks, got {}", body.0.tasks.len()),
             ));
         }
-        let mut tasks = Vec::with_capacity(body.0.tasks.len());
-        for (i, req) in body.0.tasks.into_iter().enumerate() {
+        let BatchRequest {
+            tasks: members,
+            idempotency_key: key,
+        } = body.0;
+        let mut tasks = Vec::with_capacity(members.len());
+        for (i, req) in members.into_iter().enumerate() {
             if req.idempotency_key.is_some() {
                 return Err(ApiError::unprocessable(
                     "invalid_batch",
@@ -174,16 +183,31 @@ impl TasksApi {
         {
             return Err(at_index(super::task_types::invalid_args(&tasks[i].name, &e), i));
         }
-        match state
+        let accepted = match state
             .queue
-            .enqueue_batch(&tasks, |n| state.require_registered(n))
-            .await?
+            .enqueue_batch(&tasks, key.as_deref(), |n| state.require_registered(n))
+            .await
         {
-            Ok(ids) => Ok(BatchResponse::Accepted(Json(BatchCreated {
-                task_ids: ids.iter().map(ToString::to_string).collect(),
-            }))),
-            Err(refused) => Err(at_index(state.unknown_task(&refused.name).await, refused.index)),
-        }
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(refused)) => return Err(at_index(state.unknown_task(&refused.name).await, refused.index)),
+            // As for POST /tasks: the answer may be lost after the script ran.
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error.cause_chain = ?e, "redis unavailable during a batch enqueue");
+                return Err(ApiError::unavailable(
+                    "redis is unreachable, retry later; the batch may have been enqueued anyway: \
+                     retry with the same idempotency_key to enqueue it at most once",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let body = Json(BatchCreated {
+            task_ids: accepted.ids.iter().map(ToString::to_string).collect(),
+        });
+        Ok(if accepted.created {
+            BatchResponse::Accepted(body)
+        } else {
+            BatchResponse::Existing(body)
+        })
     }
 
     /// List tasks, newest first, filtered and paged.

@@ -3,11 +3,11 @@
 
 use uuid::Uuid;
 
-use super::{Queue, tasks::task_spec};
+use super::{Queue, parse_id, tasks::task_spec};
 use crate::{
     error::{QueueError, Result},
     model::NewTask,
-    redis::scripts,
+    redis::scripts::{self, BatchEnqueued},
 };
 
 /// A batch member the engine refused: nothing of the batch was enqueued.
@@ -20,15 +20,29 @@ pub struct BatchRefused {
     pub name: String,
 }
 
+/// An accepted batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchAccepted {
+    /// The tasks' ids, in the order given (or of the earlier batch, see `created`).
+    pub ids: Vec<Uuid>,
+    /// `false` when a batch with the same idempotency key was accepted before:
+    /// `ids` are its tasks', and nothing was enqueued now.
+    pub created: bool,
+}
+
 impl Queue {
     /// Enqueues `tasks` in one script call, all or nothing; returns their ids in
     /// order. `require_registered` says, per name, whether it must be registered.
-    /// Idempotency keys and parents are not taken in a batch (refused with `Corrupt`).
+    /// With `idempotency_key`, a batch accepted before under the same key (kept
+    /// for the result TTL, while its first task's record lives) is answered
+    /// instead, and nothing is enqueued. Members take no idempotency key of their
+    /// own and no parent (refused with `Corrupt`).
     pub async fn enqueue_batch(
         &self,
         tasks: &[NewTask],
+        idempotency_key: Option<&str>,
         require_registered: impl Fn(&str) -> bool,
-    ) -> Result<std::result::Result<Vec<Uuid>, BatchRefused>> {
+    ) -> Result<std::result::Result<BatchAccepted, BatchRefused>> {
         if tasks
             .iter()
             .any(|t| t.idempotency_key.is_some() || t.parent_id.is_some())
@@ -49,11 +63,17 @@ impl Queue {
             })
             .collect();
         if specs.is_empty() {
-            return Ok(Ok(ids));
+            return Ok(Ok(BatchAccepted { ids, created: true }));
         }
-        Ok(scripts::enqueue_batch(&mut self.bulk_conn(), &ctx, &specs)
-            .await?
-            .map(|()| ids)
-            .map_err(|(name, index)| BatchRefused { index, name }))
+        Ok(
+            match scripts::enqueue_batch(&mut self.bulk_conn(), &ctx, &specs, idempotency_key).await? {
+                BatchEnqueued::Created => Ok(BatchAccepted { ids, created: true }),
+                BatchEnqueued::Existing(earlier) => Ok(BatchAccepted {
+                    ids: earlier.iter().map(|id| parse_id(id)).collect::<Result<_>>()?,
+                    created: false,
+                }),
+                BatchEnqueued::UnknownName(name, index) => Err(BatchRefused { index, name }),
+            },
+        )
     }
 }

@@ -30,7 +30,7 @@ mod workflows;
 
 use uuid::Uuid;
 
-pub use batch::BatchRefused;
+pub use batch::{BatchAccepted, BatchRefused};
 pub use lease::{COMPLETE_BATCH_MAX, Claim, Completion, Failure};
 pub use listing::{ALL_STATUSES, Cursor, TaskFilter, TaskPage};
 pub use overview::Overview;

@@ -26,6 +26,7 @@
 //! | `{ns}:rate_limits` | HASH | task name → `"<count> <window_ms>"` |
 //! | `{ns}:rate:<name>` | ZSET | recent start times of a rate-limited name (sliding window) |
 //! | `{ns}:idem:<key>` | STRING | idempotency key → id of the task created with it; expires with the task |
+//! | `{ns}:idem_batch:<key>` | STRING | a batch's idempotency key → the ids of its tasks, joined by `,`; expires `result_ttl` after the batch |
 //! | `{ns}:workers` | ZSET | worker name → last heartbeat ms (or clean stop); pruned on read after the retention time |
 //! | `{ns}:worker:<name>` | HASH | worker registration `name hostname pid version queues concurrency started_at last_seen heartbeat_ms processed status(online/stopped) stopped_at tasks commands` (`tasks`: JSON array of the names it runs; `commands`: the `command` task's published commands, JSON); expires the retention time after its last heartbeat |
 //! | `{ns}:workflow:<id>` | HASH | a chain, group or chord: `kind status total done failed tasks callback failed_task result r:<i> created_at finished_at` |
@@ -191,6 +192,11 @@ impl Keys {
         format!("{}:idem:{key}", self.tag)
     }
 
+    /// STRING: a batch's idempotency key → the ids of its tasks, joined by `,`.
+    pub fn batch_idempotency(&self, key: &str) -> String {
+        format!("{}:idem_batch:{key}", self.tag)
+    }
+
     /// Prefix of [`Keys::idempotency`].
     pub fn idempotency_prefix(&self) -> String {
         format!("{}:idem:", self.tag)
@@ -310,6 +316,7 @@ mod tests {
         assert_eq!(k.rate_log_prefix(), "{celeriac}:rate:");
         assert_eq!(k.idempotency("k"), "{celeriac}:idem:k");
         assert_eq!(k.idempotency_prefix() + "k", k.idempotency("k"));
+        assert_eq!(k.batch_idempotency("k"), "{celeriac}:idem_batch:k");
         assert_eq!(k.cancel_channel(), "{celeriac}:cancel");
     }
 

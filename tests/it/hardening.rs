@@ -326,3 +326,39 @@ async fn a_batch_waits_out_a_one_second_stall_that_an_ordinary_post_does_not() {
     assert_eq!(status, 503, "{body}");
     assert!(waited < Duration::from_millis(900), "{waited:?}");
 }
+
+/// A batch whose answer is lost in a stall (503 after the bulk connection's 2 s)
+/// may have been enqueued anyway: retried with the same idempotency key, it is
+/// answered with the ids of the batch that ran, and nothing is enqueued twice.
+#[tokio::test]
+async fn a_batch_retried_with_its_idempotency_key_after_a_lost_answer_is_enqueued_once() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let one = json!({"tasks": [{"name": "noop"}]});
+    assert_eq!(api.post_json("/tasks/batch", one).await.0, 202);
+
+    let tasks: Vec<Value> = (0..50).map(|i| json!({"name": "noop", "args": [i]})).collect();
+    let request = json!({"tasks": tasks, "idempotency_key": "nightly-2026-12-01"});
+    redis.signal("STOP");
+    let (status, body) = api.post_json("/tasks/batch", request.clone()).await;
+    redis.signal("CONT");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("idempotency_key"),
+        "{body}"
+    );
+
+    let (status, body) = api.post_json("/tasks/batch", request).await;
+    assert_eq!(status, 200, "the retry found the batch that ran: {body}");
+    let ids = body["task_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 50);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(api.get_task(id.as_str().unwrap()).await.1["args"], json!([i]));
+    }
+    let queued: u64 = redis::cmd("ZCARD")
+        .arg(format!("{{{ns}}}:queue:default"))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(queued, 51, "1 + 50 tasks, none twice");
+}

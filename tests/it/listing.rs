@@ -223,6 +223,54 @@ async fn a_batch_is_all_or_nothing_and_names_the_bad_member() {
 }
 
 #[tokio::test]
+async fn a_batch_with_an_idempotency_key_is_enqueued_once_while_its_first_task_lives() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let queued = || -> u64 { redis.conn().zcard(format!("{{{ns}}}:queue:default")).unwrap() };
+    let three = json!({"tasks": [{"name": "noop"}, {"name": "noop"}, {"name": "noop"}], "idempotency_key": "k1"});
+    let (status, first) = api.post_json("/tasks/batch", three.clone()).await;
+    assert_eq!(status, 202, "{first}");
+    // The same key again, even with another body: the first batch's ids, nothing enqueued.
+    let (status, again) = api.post_json("/tasks/batch", three).await;
+    assert_eq!((status, &again), (200, &first));
+    let other = json!({"tasks": [{"name": "noop"}], "idempotency_key": "k1"});
+    assert_eq!(api.post_json("/tasks/batch", other).await, (200, first.clone()));
+    assert_eq!(queued(), 3);
+
+    // A refused batch does not take its key; a batch without a key is never deduplicated.
+    let bad = json!({"tasks": [{"name": "noop"}, {"name": "not_registered"}], "idempotency_key": "k2"});
+    assert_eq!(api.post_json("/tasks/batch", bad).await.0, 422);
+    let good = json!({"tasks": [{"name": "noop"}], "idempotency_key": "k2"});
+    assert_eq!(api.post_json("/tasks/batch", good.clone()).await.0, 202);
+    assert_eq!(api.post_json("/tasks/batch", good).await.0, 200);
+    assert_eq!(batch(&api, vec![json!({"name": "noop"})]).await.len(), 1);
+    assert_eq!(batch(&api, vec![json!({"name": "noop"})]).await.len(), 1);
+    assert_eq!(queued(), 6);
+
+    // Once the first batch's first record is gone (as when it expires), the key enqueues anew.
+    let first_id = first["task_ids"][0].as_str().unwrap();
+    let removed: u64 = redis.conn().del(format!("{{{ns}}}:task:{first_id}")).unwrap();
+    assert_eq!(removed, 1);
+    let (status, anew) = api
+        .post_json(
+            "/tasks/batch",
+            json!({"tasks": [{"name": "noop"}], "idempotency_key": "k1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{anew}");
+    assert_ne!(anew["task_ids"][0], first["task_ids"][0]);
+
+    // The key is checked like a task's: 1 to 256 characters.
+    for key in [json!(""), json!("x".repeat(257))] {
+        let body = json!({"tasks": [{"name": "noop"}], "idempotency_key": key});
+        let (status, error) = api.post_json("/tasks/batch", body).await;
+        assert_eq!(status, 422, "{key}: {error}");
+        assert!(error["error"]["message"].is_string(), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn a_paused_task_is_not_claimed_until_resumed() {
     let redis = TestRedis::start();
     let ns = unique_ns();
@@ -294,10 +342,14 @@ async fn the_library_batch_and_listing_drop_entries_of_expired_records() {
         .map(|i| celeriac::model::NewTask::new("noop", json!({"i": i})))
         .collect();
     let started = Instant::now();
-    let ids = q.enqueue_batch(&tasks, |_| false).await.unwrap().unwrap();
+    let ids = q.enqueue_batch(&tasks, None, |_| false).await.unwrap().unwrap().ids;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(ids.len(), 50);
-    let refused = q.enqueue_batch(&tasks, |n| n == "noop").await.unwrap().unwrap_err();
+    let refused = q
+        .enqueue_batch(&tasks, None, |n| n == "noop")
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(refused.index, 0);
 
     // Records deleted behind the index's back (as expiry does) vanish from listings.
@@ -362,10 +414,11 @@ async fn a_batch_queues_by_priority_then_in_batch_order_and_lists_every_member()
         })
         .collect();
     let ids: Vec<String> = q
-        .enqueue_batch(&tasks, |_| false)
+        .enqueue_batch(&tasks, None, |_| false)
         .await
         .unwrap()
         .unwrap()
+        .ids
         .iter()
         .map(|id| id.to_string())
         .collect();
@@ -455,7 +508,7 @@ async fn purge_revokes_waiting_tasks_only_and_the_dead_letter_lists_and_requeues
         })
         .collect();
     tasks[3].eta = Some(chrono::Utc::now() + chrono::Duration::hours(1));
-    let ids = q.enqueue_batch(&tasks, |_| false).await.unwrap().unwrap();
+    let ids = q.enqueue_batch(&tasks, None, |_| false).await.unwrap().unwrap().ids;
     let running = q.claim(&p, 1, "w").await.unwrap().tasks.remove(0);
 
     let resp = api.http.delete(api.url("/queues/p/tasks")).send().await.unwrap();

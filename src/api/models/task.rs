@@ -360,12 +360,17 @@ mod tests {
 pub struct BatchRequest {
     /// The tasks, each a `POST /tasks` body (without `idempotency_key`).
     pub tasks: Vec<NewTaskRequest>,
+    /// The batch's own key: a second request with the same key, within the result
+    /// TTL and while the first batch's first task's record lives, returns the
+    /// first batch's ids (200) instead of enqueueing again.
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub idempotency_key: Option<String>,
 }
 
 /// `POST /tasks/batch` answer.
 #[derive(Debug, Object)]
 pub struct BatchCreated {
-    /// The tasks' ids, in the order given.
+    /// The tasks' ids, in the order given (200: the earlier batch's).
     pub task_ids: Vec<String>,
 }
 

@@ -154,20 +154,33 @@ pub async fn workflow(
     QueueError::from_script_code(c, &name).map(drop)
 }
 
+/// What became of a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchEnqueued {
+    /// Every task was created.
+    Created,
+    /// A batch with the same idempotency key was accepted before: its tasks' ids.
+    Existing(Vec<String>),
+    /// A task's name is not registered (the name, its index in the batch): nothing was created.
+    UnknownName(String, usize),
+}
+
 /// Runs `enqueue_batch.lua`: `tasks` with their due times (ms, 0: now), all
-/// or nothing. An unknown name is reported with its index in `tasks`.
+/// or nothing, at most once per `idempotency_key` (kept for the result TTL).
 pub async fn enqueue_batch(
     conn: &mut impl ConnectionLike,
     ctx: &Ctx<'_>,
     tasks: &[(TaskSpec<'_>, i64)],
-) -> Result<std::result::Result<(), (String, usize)>> {
+    idempotency_key: Option<&str>,
+) -> Result<BatchEnqueued> {
     let k = ctx.keys;
     let mut inv = Invocation::new(&ENQUEUE_BATCH);
     inv.key(k.queues())
         .key(k.task_names())
         .key(k.task_defaults())
         .key(k.seq())
-        .key(k.events());
+        .key(k.events())
+        .key(idempotency_key.map_or_else(|| k.queues(), |i| k.batch_idempotency(i)));
     for (t, _) in tasks {
         inv.key(k.task(t.id));
     }
@@ -176,7 +189,10 @@ pub async fn enqueue_batch(
         .arg(k.index_prefix())
         .arg(k.queue_prefix())
         .arg(k.delayed_prefix())
-        .arg(k.wake_prefix());
+        .arg(k.wake_prefix())
+        .arg(idempotency_key.unwrap_or(""))
+        .arg(k.task_prefix())
+        .arg(ctx.result_ttl_ms);
     for (t, due_ms) in tasks {
         inv.arg(t.id)
             .arg(t.name)
@@ -191,9 +207,10 @@ pub async fn enqueue_batch(
             inv.arg(*field).arg(value);
         }
     }
-    let (c, name, index): (i64, String, usize) = inv.invoke_async(conn).await?;
+    let (c, detail, index): (i64, String, usize) = inv.invoke_async(conn).await?;
     match c {
-        -5 => Ok(Err((name, index))),
-        c => QueueError::from_script_code(c, &name).map(|_| Ok(())),
+        -5 => Ok(BatchEnqueued::UnknownName(detail, index)),
+        3 => Ok(BatchEnqueued::Existing(detail.split(',').map(str::to_owned).collect())),
+        c => QueueError::from_script_code(c, &detail).map(|_| BatchEnqueued::Created),
     }
 }
