@@ -120,7 +120,8 @@ pub struct BatchTask {
     pub name: String,
     /// Arguments (JSON).
     pub args: serde_json::Value,
-    /// As for [`Client::enqueue`], without `idempotency_key` (refused in a batch).
+    /// As for [`Client::enqueue`], without `idempotency_key` (refused in a batch:
+    /// see [`Client::enqueue_batch_idempotent`]).
     pub options: EnqueueOptions,
 }
 
@@ -231,6 +232,22 @@ impl Client {
     /// nothing was enqueued. Returns the ids in order. One call holds the whole
     /// batch, so keep batches to about a thousand tasks.
     pub async fn enqueue_batch(&self, tasks: Vec<BatchTask>) -> Result<Vec<Uuid>, ClientError> {
+        self.enqueue_batch_keyed(tasks, None).await
+    }
+
+    /// [`Client::enqueue_batch`] at most once per `idempotency_key`: a batch
+    /// accepted before under the key (within the result TTL, while its first
+    /// task's record lives) enqueues nothing, and its ids are returned. Use it to
+    /// retry a batch whose answer was lost.
+    pub async fn enqueue_batch_idempotent(
+        &self,
+        idempotency_key: &str,
+        tasks: Vec<BatchTask>,
+    ) -> Result<Vec<Uuid>, ClientError> {
+        self.enqueue_batch_keyed(tasks, Some(idempotency_key)).await
+    }
+
+    async fn enqueue_batch_keyed(&self, tasks: Vec<BatchTask>, key: Option<&str>) -> Result<Vec<Uuid>, ClientError> {
         let member = |index, e: ClientError| ClientError::BatchMember {
             index,
             source: Box::new(e),
@@ -259,7 +276,7 @@ impl Client {
         }
         match self
             .queue
-            .enqueue_batch(&new_tasks, None, |name| !self.builtins.contains(name))
+            .enqueue_batch(&new_tasks, key, |name| !self.builtins.contains(name))
             .await?
         {
             Ok(accepted) => Ok(accepted.ids),

@@ -507,4 +507,17 @@ async fn the_client_enqueues_a_batch_all_or_nothing() {
         ("nobody-consumes", TaskStatus::Pending)
     );
     assert!(client.enqueue_batch(Vec::new()).await.unwrap().is_empty());
+
+    // A batch retried under its idempotency key is enqueued once: the retry
+    // returns the first call's ids.
+    let before = queued(&client).await;
+    let once = client
+        .enqueue_batch_idempotent("report-42", vec![resize(3, 3), resize(4, 4)])
+        .await
+        .unwrap();
+    let retried = client
+        .enqueue_batch_idempotent("report-42", vec![resize(3, 3), resize(4, 4)])
+        .await
+        .unwrap();
+    assert_eq!((retried, queued(&client).await), (once, before + 2));
 }
