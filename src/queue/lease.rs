@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Queue, parse_id};
@@ -42,19 +43,22 @@ impl Queue {
     /// Claims up to `max` ready tasks of `queues` (in order of preference) for `worker`,
     /// promoting due delayed tasks first.
     pub async fn claim(&self, queues: &[String], max: usize, worker: &str) -> Result<Claim> {
-        Ok(self.complete_and_claim(&[], queues, max, worker).await?.1)
+        Ok(self.complete_and_claim(&[], queues, max, worker, None).await?.1)
     }
 
     /// Records the successes `done` (at most [`COMPLETE_BATCH_MAX`]; each answer,
     /// in order, is what [`Queue::complete`] says for that task), then claims up
     /// to `max` tasks as [`Queue::claim`] does: one script call, so a busy worker's
     /// finished tasks and the next ones for their slots share one round trip.
+    /// When the call's answer is lost, its receipt is asked for until `stop` (if
+    /// any) is cancelled: a worker shutting down during an outage does not wait it out.
     pub async fn complete_and_claim(
         &self,
         done: &[Completion<'_>],
         queues: &[String],
         max: usize,
         worker: &str,
+        stop: Option<&CancellationToken>,
     ) -> Result<(Vec<Result<()>>, Claim)> {
         let token_base = Uuid::new_v4().simple().to_string();
         // Nothing to claim: no queue is read (and no other worker woken).
@@ -70,7 +74,14 @@ impl Queue {
         let claimed = match scripts::claim(&mut self.conn().await?, &ctx, done, &args).await {
             Ok(claimed) => claimed,
             // The call may have run with its answer lost: ask Redis what it did.
-            Err(e) if e.answer_lost() => self.claim_receipt(&ctx, done, &args, e).await?,
+            Err(e) if e.answer_lost() => {
+                let receipt = self.claim_receipt(&ctx, done, &args, e.clone());
+                match stop {
+                    // Given up, the call's tasks wait out their lease (the reaper returns them).
+                    Some(stop) => stop.run_until_cancelled(receipt).await.unwrap_or(Err(e))?,
+                    None => receipt.await?,
+                }
+            }
             Err(e) => return Err(e),
         };
         let tasks = claimed

@@ -130,7 +130,7 @@ async fn record_batch(queue: &Queue, next: Option<&NextClaim>, mut batch: Vec<Pe
     let answers = match claimer {
         Some(n) => {
             queue
-                .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker)
+                .complete_and_claim(&calls, &n.queues, slots.len(), &n.worker, Some(&n.claiming))
                 .await
         }
         None => queue.complete_many(&calls).await.map(|a| (a, Claim::default())),

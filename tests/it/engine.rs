@@ -1,6 +1,6 @@
 //! The Lua transitions through the library's `Queue`, against a real Redis.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use celeriac::{
     QueueError,
@@ -436,7 +436,10 @@ async fn completions_and_the_next_claim_share_one_call() {
             result_json: "\"b\"",
         },
     ];
-    let (answers, claim) = q.complete_and_claim(&done, &queues(), 2, "worker-a").await.unwrap();
+    let (answers, claim) = q
+        .complete_and_claim(&done, &queues(), 2, "worker-a", None)
+        .await
+        .unwrap();
     assert!(answers[0].is_ok());
     assert!(matches!(answers[1], Err(QueueError::LeaseLost)));
     assert_eq!(claim.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), ids[2..4]);
@@ -467,7 +470,10 @@ async fn completions_and_the_next_claim_share_one_call() {
         token: &c.token,
         result_json: "null",
     }];
-    let (answers, none) = q.complete_and_claim(&only, &queues(), 0, "worker-a").await.unwrap();
+    let (answers, none) = q
+        .complete_and_claim(&only, &queues(), 0, "worker-a", None)
+        .await
+        .unwrap();
     assert!(answers[0].is_ok() && none.tasks.is_empty());
     assert_eq!(status(2).await.status, TaskStatus::Success);
     assert_eq!(status(4).await.status, TaskStatus::Pending);
@@ -612,7 +618,7 @@ async fn a_lost_complete_and_claim_answers_its_successes_from_the_receipt() {
                 token: &token,
                 result_json: &result,
             }];
-            q.complete_and_claim(&done, &queues(), 1, "worker-a").await
+            q.complete_and_claim(&done, &queues(), 1, "worker-a", None).await
         }
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -627,4 +633,43 @@ async fn a_lost_complete_and_claim_answers_its_successes_from_the_receipt() {
     q.complete(&claim.tasks[0], &json!("next")).await.unwrap();
     let leased: Vec<String> = redis.conn().zrange(q.keys().leases(), 0, -1).unwrap();
     assert!(leased.is_empty(), "{leased:?}");
+}
+
+/// A worker that stops during an outage does not wait out the receipt of a lost
+/// call (up to 20 s): cancelling `stop` (the worker's "claiming" token, which its
+/// drain cancels) ends the wait with the call's error; the call's tasks then wait
+/// out their lease as before receipts.
+#[tokio::test]
+async fn a_lost_complete_and_claim_stops_asking_for_its_receipt_when_told_to_stop() {
+    let redis = TestRedis::start();
+    let q = queue(&redis, EngineConfig::default());
+    q.enqueue(&NewTask::new("echo", json!(1)), false).await.unwrap();
+    let running = q.claim(&queues(), 1, "worker-a").await.unwrap().tasks;
+    let (id, result) = (running[0].id.to_string(), "\"done\"".to_owned());
+    let stop = tokio_util::sync::CancellationToken::new();
+    redis.signal("STOP");
+    let call = tokio::spawn({
+        let (q, token, stop) = (q.clone(), running[0].token.clone(), stop.clone());
+        async move {
+            let done = [Completion {
+                id: &id,
+                token: &token,
+                result_json: &result,
+            }];
+            q.complete_and_claim(&done, &queues(), 1, "worker-a", Some(&stop)).await
+        }
+    });
+    // The call's answer is lost after 500 ms; the receipt is being asked for.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!call.is_finished(), "the receipt is awaited while Redis is frozen");
+    let stopping = Instant::now();
+    stop.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .expect("the wait ends when told to stop")
+        .unwrap();
+    redis.signal("CONT");
+    assert!(stopping.elapsed() < Duration::from_secs(1), "{:?}", stopping.elapsed());
+    let error = outcome.expect_err("no receipt: the call's own error");
+    assert!(error.answer_lost(), "{error:?}");
 }
