@@ -61,9 +61,10 @@ impl Queue {
     /// The only door to the engine: a queue in `redis.namespace`, over the
     /// process's shared connection (built lazily: nothing is sent yet).
     pub fn connect(redis: &RedisConfig, engine: EngineConfig) -> Result<Self> {
+        let conn = Connection::new(redis)?;
         Ok(Self {
-            conn: Connection::new(redis)?,
-            bulk: Connection::bulk(redis)?,
+            bulk: conn.bulk(),
+            conn,
             keys: Keys::new(&redis.namespace),
             cfg: engine,
         })

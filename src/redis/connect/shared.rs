@@ -54,27 +54,29 @@ struct Shared {
 impl Connection {
     /// A lazily connected shared connection.
     pub fn new(cfg: &RedisConfig) -> Result<Self> {
-        Self::with_response_timeout(cfg, RESPONSE_TIMEOUT)
+        Ok(Self::with_response_timeout(Target::new(cfg)?, RESPONSE_TIMEOUT))
     }
 
-    /// A lazily connected shared connection for bulk calls (a batch enqueue), whose
-    /// answers may take longer than an ordinary command's: used alone, so that a
-    /// long call neither times out nor delays the ordinary ones behind it.
-    pub fn bulk(cfg: &RedisConfig) -> Result<Self> {
-        Self::with_response_timeout(cfg, BULK_RESPONSE_TIMEOUT)
+    /// A second lazily connected shared connection to the same servers, for bulk
+    /// calls (a batch enqueue) whose answers may take longer than an ordinary
+    /// command's: used alone, so that a long call neither times out nor delays the
+    /// ordinary ones behind it. It shares this one's target (TLS files read once,
+    /// one Sentinel client).
+    pub fn bulk(&self) -> Self {
+        Self::with_response_timeout(self.shared.target.clone(), BULK_RESPONSE_TIMEOUT)
     }
 
-    fn with_response_timeout(cfg: &RedisConfig, response_timeout: Duration) -> Result<Self> {
-        Ok(Self {
+    fn with_response_timeout(target: Target, response_timeout: Duration) -> Self {
+        Self {
             shared: Arc::new(Shared {
-                target: Target::new(cfg)?,
+                target,
                 response_timeout,
                 current: RwLock::new(None),
                 generations: AtomicU64::new(0),
                 failures: AtomicU32::new(0),
                 connecting: tokio::sync::Mutex::new(None),
             }),
-        })
+        }
     }
 
     /// A handle for one operation (cheap: the connection is shared).
