@@ -118,16 +118,7 @@ impl TasksApi {
                 })
             }
             Err(QueueError::UnknownTaskName(name)) => Err(self.state.unknown_task(&name).await),
-            // A stall can cut the answer off after the script ran: the client
-            // cannot tell, so it is told how to retry without a duplicate.
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(error.cause_chain = ?e, "redis unavailable during enqueue");
-                Err(ApiError::unavailable(
-                    "redis is unreachable, retry later; the task may have been enqueued anyway: \
-                     retry with the same idempotency_key to enqueue it at most once",
-                ))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(enqueue_error(e, "task")),
         }
     }
 
@@ -190,15 +181,7 @@ impl TasksApi {
         {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(refused)) => return Err(at_index(state.unknown_task(&refused.name).await, refused.index)),
-            // As for POST /tasks: the answer may be lost after the script ran.
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(error.cause_chain = ?e, "redis unavailable during a batch enqueue");
-                return Err(ApiError::unavailable(
-                    "redis is unreachable, retry later; the batch may have been enqueued anyway: \
-                     retry with the same idempotency_key to enqueue it at most once",
-                ));
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(enqueue_error(e, "batch")),
         };
         let body = Json(BatchCreated {
             task_ids: accepted.ids.iter().map(ToString::to_string).collect(),
@@ -362,6 +345,20 @@ pub(super) fn control_error(e: QueueError, raw: &str) -> ApiError {
 /// A task id as the path gives it; one that is not a UUID is a task not found.
 pub(super) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::task_not_found(raw))
+}
+
+/// The answer to an enqueue (of a `task` or a `batch`) that failed in Redis. A
+/// stall can cut the answer off after the script ran: the client cannot tell, so
+/// a 503 tells it how to retry without a duplicate.
+fn enqueue_error(e: QueueError, what: &str) -> ApiError {
+    if !e.is_unavailable() {
+        return e.into();
+    }
+    tracing::warn!(error.cause_chain = ?e, "redis unavailable during a {what} enqueue");
+    ApiError::unavailable(format!(
+        "redis is unreachable, retry later; the {what} may have been enqueued anyway: \
+         retry with the same idempotency_key to enqueue it at most once"
+    ))
 }
 
 /// Prefixes a batch member's error message with its index.
