@@ -112,7 +112,7 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
             ));
         }
     };
-    let callback_url = match req.callback_url {
+    let callback_url = match req.callback_url.map(|t| t.0) {
         Some(url) => {
             crate::model::callback::check_callback_url(&url).map_err(|m| invalid("invalid_callback_url", m))?;
             Some(url)
@@ -137,14 +137,14 @@ pub(crate) fn new_task(state: &AppState, req: NewTaskRequest, placement: Placeme
             retry_backoff: req.retry_backoff,
             retry_backoff_max: req.retry_backoff_max,
             retry_jitter: req.retry_jitter,
-            retry_on: req.retry_on,
+            retry_on: req.retry_on.map(|kinds| kinds.into_iter().map(|t| t.0).collect()),
             time_limit: req.time_limit,
             soft_time_limit: req.soft_time_limit,
             expires: None,
         },
         eta,
         expires_at,
-        idempotency_key: req.idempotency_key,
+        idempotency_key: req.idempotency_key.map(|t| t.0),
         parent_id: None,
         callback_url,
     })

@@ -11,7 +11,7 @@ use super::{
     error::ApiError,
     models::{
         JsonBody, MissedPolicy, ScheduleList, ScheduleRequest, ScheduleView, SchedulerReplica, SchedulerView,
-        TaskCreated,
+        TaskCreated, Text,
     },
 };
 use crate::{
@@ -97,7 +97,7 @@ impl SchedulesApi {
     #[oai(path = "/schedules", method = "post")]
     async fn create(&self, _auth: BearerAuth, body: JsonBody<ScheduleRequest>) -> Result<ScheduleResponse, ApiError> {
         let body = required(body)?;
-        let Some(name) = body.name.clone() else {
+        let Some(Text(name)) = body.name.clone() else {
             return Err(ApiError::unprocessable("invalid_schedule", "name is required"));
         };
         let s = self.checked(name, body).await?;
@@ -134,7 +134,7 @@ impl SchedulesApi {
         body: JsonBody<ScheduleRequest>,
     ) -> Result<ScheduleResponse, ApiError> {
         let body = required(body)?;
-        if body.name.as_ref().is_some_and(|n| *n != name.0) {
+        if body.name.as_ref().is_some_and(|n| n.0 != name.0) {
             return Err(ApiError::unprocessable(
                 "invalid_schedule",
                 "the body's name differs from the path's",
@@ -285,12 +285,12 @@ impl SchedulesApi {
         }
         let s = Schedule {
             name,
-            task: req.task,
+            task: req.task.0,
             args: req.args.unwrap_or_else(|| Value::Object(Default::default())),
-            queue: req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+            queue: req.queue.map_or_else(|| DEFAULT_QUEUE.to_owned(), |q| q.0),
             options,
-            cron: req.cron,
-            timezone: req.timezone.unwrap_or_else(|| "UTC".to_owned()),
+            cron: req.cron.map(|c| c.0),
+            timezone: req.timezone.map_or_else(|| "UTC".to_owned(), |z| z.0),
             every: req.every,
             missed: match req.missed {
                 Some(MissedPolicy::CatchUp) => Missed::CatchUp,

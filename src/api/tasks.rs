@@ -176,7 +176,9 @@ impl TasksApi {
         }
         let accepted = match state
             .queue
-            .enqueue_batch(&tasks, key.as_deref(), |n| state.require_registered(n))
+            .enqueue_batch(&tasks, key.as_ref().map(|k| k.0.as_str()), |n| {
+                state.require_registered(n)
+            })
             .await
         {
             Ok(Ok(accepted)) => accepted,

@@ -186,6 +186,66 @@ async fn unsafe_or_non_string_names_are_refused_before_redis() {
     );
 }
 
+/// poem-openapi reads a JSON number or boolean into a `String` field as its text;
+/// every string of a request body is read strictly instead.
+#[tokio::test]
+async fn numbers_and_booleans_are_refused_where_a_body_takes_a_string() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    let schedule = |field: &str, value: Value| {
+        let mut body = json!({"name": "s", "task": "noop", "every": 60});
+        body[field] = value;
+        body
+    };
+    let cases = [
+        ("/tasks", json!({"name": "noop", "idempotency_key": 7})),
+        ("/tasks", json!({"name": "noop", "idempotency_key": true})),
+        ("/tasks", json!({"name": "noop", "callback_url": 3})),
+        ("/tasks", json!({"name": "noop", "retry_on": ["E", 1]})),
+        (
+            "/tasks/batch",
+            json!({"tasks": [{"name": "noop"}], "idempotency_key": 9}),
+        ),
+        (
+            "/workflows",
+            json!({"type": "chain", "tasks": [{"name": "noop", "retry_on": [false]}]}),
+        ),
+        ("/schedules", schedule("name", json!(5))),
+        ("/schedules", schedule("task", json!(5))),
+        ("/schedules", schedule("queue", json!(5))),
+        ("/schedules", schedule("timezone", json!(true))),
+        ("/schedules", json!({"name": "s", "task": "noop", "cron": 5})),
+    ];
+    for (path, body) in cases {
+        let (status, resp) = api.post_json(path, body.clone()).await;
+        let message = resp["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 422, "{path} {body}: {resp}");
+        assert!(message.contains("expected a string, found a"), "{path} {body}: {resp}");
+    }
+    // Nothing was enqueued or saved.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{ns}}}*"))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    // The same fields as strings are taken.
+    for (path, body) in [
+        (
+            "/tasks",
+            json!({"name": "noop", "idempotency_key": "7", "retry_on": ["E"]}),
+        ),
+        (
+            "/tasks/batch",
+            json!({"tasks": [{"name": "noop"}], "idempotency_key": "9"}),
+        ),
+        ("/schedules", schedule("timezone", json!("Europe/Paris"))),
+    ] {
+        let (status, resp) = api.post_json(path, body.clone()).await;
+        assert!(status == 201 || status == 202, "{path} {body}: {status} {resp}");
+    }
+}
+
 #[tokio::test]
 async fn fields_that_can_be_null_are_nullable_in_the_spec() {
     let redis = TestRedis::start();

@@ -1,5 +1,5 @@
 //! Reading a request body: the lenient JSON extractor, its size limit, and
-//! names read strictly.
+//! strings (names and free text) read strictly.
 
 use poem::{Request, RequestBody, error::ReadBodyError};
 use poem_openapi::{
@@ -68,11 +68,30 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
 
 pub use crate::model::name::{MAX_QUEUE_NAME, MAX_TASK_NAME, is_safe_name};
 
-/// A JSON string field read strictly: poem-openapi's `String` also takes
-/// numbers and booleans (`{"name": 5}` would become `"5"`); these do not.
-/// The charset is checked by the handler, so its error names the field.
-macro_rules! strict_name {
-    ($(#[$doc:meta])* $ty:ident, $max:expr, $pattern:literal) => {
+/// A JSON string read strictly: poem-openapi's `String` also takes numbers and
+/// booleans (`{"idempotency_key": 7}` would become `"7"`); the types below answer
+/// 422 for them instead.
+fn strict_string<T: Type>(value: Option<Value>) -> Result<String, ParseError<T>> {
+    match value {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ParseError::custom(format!(
+            "expected a string, found {}",
+            match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            }
+        ))),
+        None => Err(ParseError::expected_input()),
+    }
+}
+
+/// A request body's string type, read with [`strict_string`]; `$constrain`
+/// adds its limits to the OpenAPI schema (field validators add theirs).
+macro_rules! strict_string_type {
+    ($(#[$doc:meta])* $ty:ident, |$schema:ident| $constrain:block) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $ty(pub String);
@@ -87,11 +106,10 @@ macro_rules! strict_name {
             }
 
             fn schema_ref() -> MetaSchemaRef {
-                let mut schema = MetaSchema::new("string");
-                schema.min_length = Some(1);
-                schema.max_length = Some($max);
-                schema.pattern = Some($pattern.to_owned());
-                MetaSchemaRef::Inline(Box::new(schema))
+                #[allow(unused_mut)]
+                let mut $schema = MetaSchema::new("string");
+                $constrain
+                MetaSchemaRef::Inline(Box::new($schema))
             }
 
             fn as_raw_value(&self) -> Option<&String> {
@@ -111,36 +129,35 @@ macro_rules! strict_name {
 
         impl ParseFromJSON for $ty {
             fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-                match value {
-                    Some(Value::String(s)) => Ok(Self(s)),
-                    Some(other) => Err(ParseError::custom(format!(
-                        "expected a string, found {}",
-                        match other {
-                            Value::Null => "null",
-                            Value::Bool(_) => "a boolean",
-                            Value::Number(_) => "a number",
-                            Value::Array(_) => "an array",
-                            _ => "an object",
-                        }
-                    ))),
-                    None => Err(ParseError::expected_input()),
-                }
+                strict_string(value).map(Self)
             }
         }
     };
 }
 
-strict_name!(
+strict_string_type!(
+    /// Free text in a request body (a key, a URL, a cron pattern, ...).
+    Text,
+    |schema| {}
+);
+// The charset of names is checked by the handler, so its error names the field.
+strict_string_type!(
     /// A queue name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`).
     QueueName,
-    MAX_QUEUE_NAME,
-    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+    |schema| {
+        schema.min_length = Some(1);
+        schema.max_length = Some(MAX_QUEUE_NAME);
+        schema.pattern = Some("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$".to_owned());
+    }
 );
-strict_name!(
+strict_string_type!(
     /// A task name (`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$`).
     TaskName,
-    MAX_TASK_NAME,
-    "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$"
+    |schema| {
+        schema.min_length = Some(1);
+        schema.max_length = Some(MAX_TASK_NAME);
+        schema.pattern = Some("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$".to_owned());
+    }
 );
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod schedule;
 mod task;
 mod workflow;
 
-pub use body::{BodyLimit, JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, QueueName, TaskName, is_safe_name};
+pub use body::{BodyLimit, JsonBody, MAX_QUEUE_NAME, MAX_TASK_NAME, QueueName, TaskName, Text, is_safe_name};
 pub use cluster::{ActiveTaskView, HealthView, QueueView, WorkerList, WorkerView, ms_to_time};
 pub use schedule::{MissedPolicy, ScheduleList, ScheduleRequest, ScheduleView, SchedulerReplica, SchedulerView};
 pub use task::{

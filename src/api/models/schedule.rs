@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde_json::Value;
 
+use super::Text;
 use crate::{model::schedule::Missed, scheduler::store::ScheduleRecord};
 
 /// What to do with due times missed while no scheduler ran.
@@ -21,19 +22,19 @@ pub enum MissedPolicy {
 #[oai(deny_unknown_fields)]
 pub struct ScheduleRequest {
     /// Unique name, 1–128 of `A-Z a-z 0-9 . _ : -` (optional on PUT, where the path names it).
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Task name: built in or registered by a worker.
-    pub task: String,
+    pub task: Text,
     /// Arguments of every run; default `{}`.
     pub args: Option<Value>,
     /// Queue of every run; default `default`.
-    pub queue: Option<String>,
+    pub queue: Option<Text>,
     /// Task options of every run (`priority`, `max_retries`, `expires` in seconds, `time_limit`, …).
     pub options: Option<Value>,
     /// Cron pattern: 5 fields, or 6 with seconds first. Exclusive with `every`.
-    pub cron: Option<String>,
+    pub cron: Option<Text>,
     /// IANA time zone of `cron`; default `UTC`.
-    pub timezone: Option<String>,
+    pub timezone: Option<Text>,
     /// Period in seconds, at least 1. Exclusive with `cron`.
     pub every: Option<f64>,
     /// Missed due times after downtime: `skip` (default) or `catch_up`.

@@ -10,7 +10,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use super::{QueueName, TaskName};
+use super::{QueueName, TaskName, Text};
 use crate::model::{TaskRecord, TaskStatus};
 
 /// `POST /tasks` body (also a task of `POST /workflows`). Every field but `name` is optional.
@@ -46,7 +46,7 @@ pub struct NewTaskRequest {
     pub retry_jitter: Option<bool>,
     /// Error kinds (`exc_type`s, like `TaskFailed` or `TimeLimitExceeded`) that
     /// are retried; default: every retryable error.
-    pub retry_on: Option<Vec<String>>,
+    pub retry_on: Option<Vec<Text>>,
     /// 0 (default) to 9; higher runs first, FIFO within a priority.
     #[oai(validator(maximum(value = "9")))]
     pub priority: Option<u8>,
@@ -59,12 +59,12 @@ pub struct NewTaskRequest {
     /// A second request with the same key, while the first task's record lives,
     /// returns the first task's id (200) instead of enqueueing again.
     #[oai(validator(min_length = 1, max_length = 256))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
     /// When the task reaches a final state, its record (this API's `GET /tasks/{task_id}`
     /// body) is POSTed here (`http` or `https`); default: its queue's callback, if the
     /// API has one (`CELERIAC_QUEUE_CALLBACKS`).
     #[oai(validator(max_length = 2048))]
-    pub callback_url: Option<String>,
+    pub callback_url: Option<Text>,
 }
 
 /// `202` body of `POST /tasks`.
@@ -364,7 +364,7 @@ pub struct BatchRequest {
     /// TTL and while the first batch's first task's record lives, returns the
     /// first batch's ids (200) instead of enqueueing again.
     #[oai(validator(min_length = 1, max_length = 256))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
 }
 
 /// `POST /tasks/batch` answer.
