@@ -17,7 +17,10 @@ use super::{
 use crate::{
     model::schedule::{Missed, Schedule, validate_schedule_name},
     model::{DEFAULT_QUEUE, TaskOptions, now_ms},
-    scheduler::store::{self, Fire, FireMode, Fired, Saved, ScheduleRecord},
+    scheduler::{
+        leader,
+        store::{self, Fire, FireMode, Fired, Saved, ScheduleRecord},
+    },
 };
 
 /// Schedule operations.
@@ -230,7 +233,7 @@ impl SchedulesApi {
     #[oai(path = "/scheduler", method = "get")]
     async fn scheduler(&self, _auth: BearerAuth) -> Result<SchedulerResponse, ApiError> {
         let q = &self.state.queue;
-        let l = store::leadership(&mut q.connection(), q.keys()).await?;
+        let l = leader::leadership(&mut q.connection(), q.keys()).await?;
         Ok(SchedulerResponse::Ok(Json(SchedulerView {
             leader: l.leader,
             since: l.since,

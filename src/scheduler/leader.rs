@@ -9,10 +9,22 @@
 //! paused (SIGSTOP, a long GC, a partition) past its lease therefore fires
 //! nothing, even before it learns that it lost.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
-use super::store::{self, Lease};
-use crate::{error::Result, model::now_ms, queue::Queue};
+use chrono::{DateTime, Utc};
+use redis::{Script, aio::ConnectionLike};
+
+use crate::{
+    error::{QueueError, Result},
+    model::now_ms,
+    queue::Queue,
+    redis::{invocation::Invocation, keys::Keys},
+};
+
+static LEADER_ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../redis/lua/leader_acquire.lua")));
+static LEADER_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../redis/lua/leader_release.lua")));
 
 /// One process's view of the leadership.
 pub struct Elector {
@@ -49,7 +61,7 @@ impl Elector {
     /// Takes, renews or observes the leadership (one script call).
     pub async fn step(&mut self, queue: &Queue) -> Result<Role> {
         let lease_ms = self.lease.as_millis() as u64;
-        let lease = store::acquire(
+        let lease = acquire(
             &mut queue.connection(),
             queue.keys(),
             &self.name,
@@ -84,8 +96,107 @@ impl Elector {
 
     /// Gives the leadership up (graceful stop), so a standby takes over at once.
     pub async fn release(&mut self, queue: &Queue) -> Result<()> {
-        store::release(&mut queue.connection(), queue.keys(), &self.name, self.held).await?;
+        release(&mut queue.connection(), queue.keys(), &self.name, self.held).await?;
         self.held = 0;
         Ok(())
     }
+}
+
+/// The outcome of `leader_acquire`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// The caller leads with `token` (`fresh`: it just became leader).
+    Leader {
+        /// The fencing token.
+        token: u64,
+        /// True when this call started the leadership.
+        fresh: bool,
+    },
+    /// Another process leads; its lease ends in `ttl_ms` at the latest.
+    Standby {
+        /// Ms left of the leader's lease.
+        ttl_ms: u64,
+    },
+}
+
+/// Runs `leader_acquire.lua` for process `name`, which believes it holds `held` (0: nothing).
+pub async fn acquire(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    name: &str,
+    held: u64,
+    lease_ms: u64,
+    now_ms: i64,
+) -> Result<Lease> {
+    let (code, token, _since, ttl): (i64, u64, i64, u64) = Invocation::new(&LEADER_ACQUIRE)
+        .key(keys.scheduler_leader())
+        .key(keys.scheduler_fencing())
+        .key(keys.scheduler_replicas())
+        .arg(name)
+        .arg(now_ms)
+        .arg(lease_ms)
+        .arg(held)
+        .arg((lease_ms * 3).max(10_000))
+        .invoke_async(conn)
+        .await?;
+    match code {
+        1 | 2 => Ok(Lease::Leader {
+            token,
+            fresh: code == 2,
+        }),
+        0 => Ok(Lease::Standby { ttl_ms: ttl }),
+        c => Err(QueueError::UnexpectedReply(c)),
+    }
+}
+
+/// Runs `leader_release.lua`: gives up the leadership if `name` holds `held`; true when it did.
+pub async fn release(conn: &mut impl ConnectionLike, keys: &Keys, name: &str, held: u64) -> Result<bool> {
+    let code: i64 = Invocation::new(&LEADER_RELEASE)
+        .key(keys.scheduler_leader())
+        .key(keys.scheduler_replicas())
+        .arg(name)
+        .arg(held)
+        .invoke_async(conn)
+        .await?;
+    Ok(code == 1)
+}
+
+/// Who leads the schedulers, as `GET /scheduler` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader's process name, if any process leads.
+    pub leader: Option<String>,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// Its fencing token.
+    pub fencing_token: Option<u64>,
+    /// Scheduler processes seen recently: (name, last seen).
+    pub replicas: Vec<(String, DateTime<Utc>)>,
+}
+
+/// Reads the leadership and the replicas (one pipeline).
+pub async fn leadership(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Leadership> {
+    type Leader = (Option<String>, Option<u64>, Option<i64>);
+    let ((name, token, since), replicas): (Leader, Vec<(String, f64)>) = redis::pipe()
+        .cmd("HMGET")
+        .arg(keys.scheduler_leader())
+        .arg("name")
+        .arg("token")
+        .arg("since")
+        .cmd("ZRANGE")
+        .arg(keys.scheduler_replicas())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    Ok(Leadership {
+        leader: name,
+        since: since.and_then(DateTime::from_timestamp_millis),
+        fencing_token: token,
+        replicas: replicas
+            .into_iter()
+            .filter_map(|(n, s)| DateTime::from_timestamp_millis(s as i64).map(|t| (n, t)))
+            .collect(),
+    })
 }

@@ -1,7 +1,6 @@
-//! The scheduler's Redis side: one typed function per script (`leader_acquire`,
-//! `leader_release`, `schedule_save`, `schedule_delete`, `schedule_fire`) and the
-//! plain reads of schedules and of the leadership, kept together as the
-//! scheduler's own. The scripts are self-contained (no shared prelude);
+//! The schedules' Redis side: one typed function per script (`schedule_save`,
+//! `schedule_delete`, `schedule_fire`) and the plain reads of schedules (the
+//! leadership's are in `leader.rs`). The scripts are self-contained (no shared prelude);
 //! `redis/scripts`' expansion test checks that they stay so.
 //!
 //! A schedule is the HASH `{ns}:schedule:<name>` (see [`Keys::schedule`]) and one
@@ -21,10 +20,6 @@ use crate::{
     redis::{invocation::Invocation, keys::Keys},
 };
 
-static LEADER_ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../redis/lua/leader_acquire.lua")));
-static LEADER_RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../redis/lua/leader_release.lua")));
 static SCHEDULE_SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../redis/lua/schedule_save.lua")));
 static SCHEDULE_DELETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../redis/lua/schedule_delete.lua")));
@@ -324,105 +319,6 @@ pub async fn fire(conn: &mut impl ConnectionLike, keys: &Keys, events_maxlen: u6
         -6 => Ok(Fired::NotPending),
         c => Err(QueueError::UnexpectedReply(c)),
     }
-}
-
-/// The outcome of `leader_acquire`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lease {
-    /// The caller leads with `token` (`fresh`: it just became leader).
-    Leader {
-        /// The fencing token.
-        token: u64,
-        /// True when this call started the leadership.
-        fresh: bool,
-    },
-    /// Another process leads; its lease ends in `ttl_ms` at the latest.
-    Standby {
-        /// Ms left of the leader's lease.
-        ttl_ms: u64,
-    },
-}
-
-/// Runs `leader_acquire.lua` for process `name`, which believes it holds `held` (0: nothing).
-pub async fn acquire(
-    conn: &mut impl ConnectionLike,
-    keys: &Keys,
-    name: &str,
-    held: u64,
-    lease_ms: u64,
-    now_ms: i64,
-) -> Result<Lease> {
-    let (code, token, _since, ttl): (i64, u64, i64, u64) = Invocation::new(&LEADER_ACQUIRE)
-        .key(keys.scheduler_leader())
-        .key(keys.scheduler_fencing())
-        .key(keys.scheduler_replicas())
-        .arg(name)
-        .arg(now_ms)
-        .arg(lease_ms)
-        .arg(held)
-        .arg((lease_ms * 3).max(10_000))
-        .invoke_async(conn)
-        .await?;
-    match code {
-        1 | 2 => Ok(Lease::Leader {
-            token,
-            fresh: code == 2,
-        }),
-        0 => Ok(Lease::Standby { ttl_ms: ttl }),
-        c => Err(QueueError::UnexpectedReply(c)),
-    }
-}
-
-/// Runs `leader_release.lua`: gives up the leadership if `name` holds `held`; true when it did.
-pub async fn release(conn: &mut impl ConnectionLike, keys: &Keys, name: &str, held: u64) -> Result<bool> {
-    let code: i64 = Invocation::new(&LEADER_RELEASE)
-        .key(keys.scheduler_leader())
-        .key(keys.scheduler_replicas())
-        .arg(name)
-        .arg(held)
-        .invoke_async(conn)
-        .await?;
-    Ok(code == 1)
-}
-
-/// Who leads the schedulers, as `GET /scheduler` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Leadership {
-    /// The leader's process name, if any process leads.
-    pub leader: Option<String>,
-    /// Since when.
-    pub since: Option<DateTime<Utc>>,
-    /// Its fencing token.
-    pub fencing_token: Option<u64>,
-    /// Scheduler processes seen recently: (name, last seen).
-    pub replicas: Vec<(String, DateTime<Utc>)>,
-}
-
-/// Reads the leadership and the replicas (one pipeline).
-pub async fn leadership(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Leadership> {
-    type Leader = (Option<String>, Option<u64>, Option<i64>);
-    let ((name, token, since), replicas): (Leader, Vec<(String, f64)>) = redis::pipe()
-        .cmd("HMGET")
-        .arg(keys.scheduler_leader())
-        .arg("name")
-        .arg("token")
-        .arg("since")
-        .cmd("ZRANGE")
-        .arg(keys.scheduler_replicas())
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await?;
-    Ok(Leadership {
-        leader: name,
-        since: since.and_then(DateTime::from_timestamp_millis),
-        fencing_token: token,
-        replicas: replicas
-            .into_iter()
-            .filter_map(|(n, s)| DateTime::from_timestamp_millis(s as i64).map(|t| (n, t)))
-            .collect(),
-    })
 }
 
 /// The `schedule` field of a fired task's record, parsed.

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{Registry, TaskContext, TaskError, http::AllowedHosts};
+use super::{Registry, TaskContext, TaskError, allowed_hosts::AllowedHosts};
 use crate::{
     error::QueueError,
     model::{
@@ -114,10 +114,8 @@ impl CallbackTask {
         if !(1..=MAX_ATTEMPTS_CEILING).contains(&cfg.max_attempts) {
             return Err(CallbackConfigError::MaxAttempts);
         }
-        let allowed = AllowedHosts::parse_for(&cfg.allowed_hosts, ALLOWED_HOSTS_SETTING).map_err(|e| match e {
-            super::http::HttpConfigError::InvalidHost(h) => CallbackConfigError::InvalidHost(h),
-            other => CallbackConfigError::InvalidHost(other.to_string()),
-        })?;
+        let allowed = AllowedHosts::parse(&cfg.allowed_hosts, ALLOWED_HOSTS_SETTING)
+            .map_err(|e| CallbackConfigError::InvalidHost(e.0))?;
         let client = reqwest::Client::builder()
             .redirect(redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)

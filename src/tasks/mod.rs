@@ -3,6 +3,7 @@
 //! task receives, the failure taxonomy, and the built-in tasks (`http` and `command` are
 //! opt-in by operator configuration).
 
+mod allowed_hosts;
 mod builtin;
 pub mod callback;
 pub mod command;

@@ -12,7 +12,10 @@ use celeriac::{
     config::{EngineConfig, RedisConfig, SchedulerConfig},
     model::now_ms,
     model::schedule::Schedule,
-    scheduler::store::{self, Fire, FireMode, Fired, Lease},
+    scheduler::{
+        leader::{self, Lease},
+        store::{self, Fire, FireMode, Fired},
+    },
 };
 use chrono::{DateTime, Utc};
 use redis::Commands;
@@ -238,7 +241,7 @@ async fn a_stale_fencing_token_or_a_due_time_already_fired_fires_nothing() {
     let lease = |name: &'static str, held: u64| {
         let q = q.clone();
         async move {
-            store::acquire(&mut q.connection(), q.keys(), name, held, 3000, now_ms())
+            leader::acquire(&mut q.connection(), q.keys(), name, held, 3000, now_ms())
                 .await
                 .unwrap()
         }
