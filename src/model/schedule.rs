@@ -55,7 +55,7 @@ pub struct Schedule {
     /// IANA time zone of `cron` (default `UTC`).
     #[serde(default = "utc")]
     pub timezone: String,
-    /// Period in seconds (at least 1); exclusive with `cron`.
+    /// Period in seconds (1 to 1e10); exclusive with `cron`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<f64>,
     /// What to do with due times missed during downtime.
@@ -110,8 +110,8 @@ pub enum ScheduleError {
     /// Not an IANA time zone name.
     #[error("unknown time zone {0:?}: use an IANA name like Europe/Berlin")]
     UnknownTimeZone(String),
-    /// `every` is below 1 second (or not finite).
-    #[error("every must be at least 1 second")]
+    /// `every` is below 1 second or above 1e10 seconds (about 317 years).
+    #[error("every must be 1 to 10000000000 seconds")]
     InvalidEvery,
     /// `end_at` is not after `start_at`.
     #[error("end_at must be after start_at")]
@@ -249,6 +249,9 @@ mod tests {
             schedule(s).validate().unwrap_err()
         };
         assert!(matches!(with("every", json!(0.5)), ScheduleError::InvalidEvery));
+        let huge = with("every", json!(1e308));
+        assert!(matches!(huge, ScheduleError::InvalidEvery));
+        assert!(huge.to_string().contains("1 to 10000000000 seconds"), "{huge}");
         assert!(matches!(with("name", json!("a b")), ScheduleError::InvalidName(_)));
         assert!(matches!(with("name", json!("a{b}")), ScheduleError::InvalidName(_)));
         assert!(matches!(with("name", json!("")), ScheduleError::InvalidName(_)));

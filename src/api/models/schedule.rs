@@ -35,7 +35,7 @@ pub struct ScheduleRequest {
     pub cron: Option<Text>,
     /// IANA time zone of `cron`; default `UTC`.
     pub timezone: Option<Text>,
-    /// Period in seconds, at least 1. Exclusive with `cron`.
+    /// Period in seconds, 1 to 10,000,000,000. Exclusive with `cron`.
     pub every: Option<f64>,
     /// Missed due times after downtime: `skip` (default) or `catch_up`.
     pub missed: Option<MissedPolicy>,
