@@ -31,7 +31,11 @@ use poem_openapi::{
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{AppState, Tag, auth::BearerAuth, error::ApiError, models::ms_to_time};
+use uuid::Uuid;
+
+use super::{
+    AppState, Tag, auth::BearerAuth, error::ApiError, models::ms_to_time, queues::check_name as check_queue_name,
+};
 use crate::redis::events::{StreamEvent, parse_id};
 
 /// Keepalive comment interval.
@@ -84,6 +88,21 @@ pub fn celery_name(event: &str) -> String {
     }
 }
 
+/// The shape of every name [`celery_name`] gives: `task-`, `worker-` or
+/// `workflow-`, then lowercase words joined by dashes.
+fn is_event_name(name: &str) -> bool {
+    let rest = ["task-", "worker-", "workflow-"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('-')
+            && !r.ends_with('-')
+            && !r.contains("--")
+            && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    })
+}
+
 fn view(e: &StreamEvent, kind: String) -> EventView {
     let opt = |f: &str| e.fields.get(f).filter(|v| !v.is_empty()).cloned();
     let worker = opt("worker");
@@ -110,6 +129,46 @@ struct Filter {
 }
 
 impl Filter {
+    /// The filters of a request, or a 400 for one that could never match (an
+    /// unsafe queue name, a task id that is not a UUID, a type that is not an
+    /// event name): a typo would otherwise be a stream that stays silent.
+    fn checked(queue: Option<String>, task_id: Option<String>, types: Option<String>) -> Result<Self, ApiError> {
+        let queue = queue.filter(|q| !q.is_empty());
+        if let Some(q) = &queue {
+            check_queue_name(q)?;
+        }
+        let task_id = match task_id.filter(|t| !t.is_empty()) {
+            Some(t) => Some(
+                Uuid::parse_str(&t)
+                    .map_err(|_| {
+                        ApiError::bad_request("invalid_task_id", format!("task_id {t:?} is not a task or workflow id"))
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let types = match types {
+            Some(list) => {
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if let Some(bad) = names.iter().find(|n| !is_event_name(n)) {
+                    return Err(ApiError::bad_request(
+                        "invalid_type",
+                        format!(
+                            "type {bad:?} is not an event name: use Celery's, like task-succeeded, task-failed or worker-online"
+                        ),
+                    ));
+                }
+                Some(names)
+            }
+            None => None,
+        };
+        Ok(Self { queue, task_id, types })
+    }
+
     fn admits(&self, e: &StreamEvent, kind: &str) -> bool {
         self.queue.as_ref().is_none_or(|q| e.field("queue") == q)
             && self.task_id.as_ref().is_none_or(|t| e.field("task_id") == t)
@@ -151,16 +210,7 @@ impl EventsApi {
                 })?),
                 None => None,
             };
-        let filter = Arc::new(Filter {
-            queue: queue.0.filter(|q| !q.is_empty()),
-            task_id: task_id.0.filter(|t| !t.is_empty()),
-            types: kind.0.map(|t| {
-                t.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            }),
-        });
+        let filter = Arc::new(Filter::checked(queue.0, task_id.0, kind.0)?);
         let hub = self.state.events.clone();
         // Subscribed before reading the backlog: nothing falls between the two,
         // and what is in both is skipped by id.
@@ -208,7 +258,32 @@ impl EventsApi {
 
 #[cfg(test)]
 mod tests {
-    use super::celery_name;
+    use super::{celery_name, is_event_name};
+
+    #[test]
+    fn event_names_have_one_shape() {
+        for ok in [
+            "task-sent",
+            "task-succeeded",
+            "task-cancel-requested",
+            "worker-online",
+            "workflow-success",
+        ] {
+            assert!(is_event_name(ok), "{ok}");
+        }
+        for bad in [
+            "succeeded",
+            "task_succeeded",
+            "task-",
+            "Task-sent",
+            "task--x",
+            "worker-",
+            "jobs-x",
+            "",
+        ] {
+            assert!(!is_event_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn internal_event_names_map_to_celerys() {
@@ -228,6 +303,7 @@ mod tests {
             ("workflow_success", "workflow-success"),
         ] {
             assert_eq!(celery_name(internal), celery, "{internal}");
+            assert!(is_event_name(celery), "{celery}");
         }
     }
 }

@@ -29,7 +29,8 @@ pub enum RequeueResponse {
     Queued(TaskView),
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+/// A 400 unless `name` is a queue name (also for `GET /events?queue=`).
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if is_safe_name(name, MAX_QUEUE_NAME) {
         return Ok(());
     }

@@ -306,6 +306,35 @@ async fn sse_gives_a_tasks_transitions_in_order_and_resumes_after_last_event_id(
     }
 }
 
+#[tokio::test]
+async fn sse_filters_that_could_never_match_are_refused() {
+    let redis = TestRedis::start();
+    let ns = unique_ns();
+    let api = Api::start(&redis.url(), &ns, &[]).await;
+    for (query, code) in [
+        ("?queue=..%2Fx", "invalid_queue"),
+        ("?queue=a%20b", "invalid_queue"),
+        ("?task_id=nope", "invalid_task_id"),
+        ("?type=succeeded", "invalid_type"),
+        ("?type=task-succeeded,task_failed", "invalid_type"),
+    ] {
+        let (status, body) = get_json(&api, &format!("/events{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    // A task id in capitals is the same task.
+    let id = api.enqueue(json!({"name": "noop", "queue": "nobody"})).await;
+    let mut sse = Sse::open(&api, &format!("?task_id={}", id.to_uppercase()), Some("0-1")).await;
+    let (_, kind, data) = sse.next().await;
+    assert_eq!(
+        (kind.as_str(), data["task_id"].as_str()),
+        ("task-sent", Some(id.as_str()))
+    );
+}
+
 /// Connections of events readers (named by `CLIENT SETNAME`).
 fn event_readers(redis: &TestRedis) -> usize {
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut redis.conn()).unwrap();
